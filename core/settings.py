@@ -1,0 +1,107 @@
+"""Warmline's one settings object, read from ``WARMLINE_*`` environment variables.
+
+Read it once at the edge (`Settings()` in a command) and pass it in; nothing imports a global.
+Every field is documented in the README's configuration table, with its default. The defaults
+give the embedded setup: a SQLite database and a Celery broker and result store on the local
+filesystem, all under ``data_dir``, so nothing but Python has to run.
+
+Secrets are `SecretStr` so a repr or a log line never shows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration for every Warmline process (web, worker, beat, CLI)."""
+
+    model_config = SettingsConfigDict(env_prefix="WARMLINE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Directory for the embedded database, broker queue, keys and sandbox data.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: SQLite file `<data_dir>/warmline.sqlite`.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker. Default: kombu filesystem transport under `<data_dir>/broker`.",
+    )
+    result_backend: str | None = Field(
+        default=None,
+        description="Celery result store. Default: files under `<data_dir>/results`.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs session cookies. Default: generated once into `<data_dir>/keys`.",
+    )
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys for tokens at rest, newest first. "
+        "Default: generated once into `<data_dir>/keys`.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the web server binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the web server binds.")
+    public_url: str | None = Field(
+        default=None,
+        description="Public base URL (OAuth redirect URIs). Default: `http://<host>:<port>`.",
+    )
+    web_workers: int = Field(default=2, ge=1, description="gunicorn worker processes.")
+    worker_concurrency: int = Field(default=2, ge=1, description="Celery worker processes.")
+    log_level: str = Field(default="INFO", description="Python log level for every process.")
+    heartbeat_interval_s: float = Field(
+        default=30.0, gt=0, description="How often beat asks a worker to report it is alive."
+    )
+    sandbox_http_port: int = Field(
+        default=8025, ge=1, le=65535, description="`warmline up`: sandbox providers' HTTP port."
+    )
+    sandbox_https_port: int = Field(
+        default=8026, ge=1, le=65535, description="`warmline up`: sandbox providers' HTTPS port."
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Worker, beat and web run as separate processes, possibly from other directories.
+        return value.expanduser().resolve()
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+    # Derived values: one place decides the embedded defaults.
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'warmline.sqlite'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        # kombu ignores the host of this transport but warns when there is none.
+        return self.broker_url or "filesystem://localhost/"
+
+    @property
+    def effective_result_backend(self) -> str:
+        return self.result_backend or f"file://{self.data_dir / 'results'}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"

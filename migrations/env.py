@@ -1,0 +1,42 @@
+"""Alembic environment: Warmline's metadata, URL from the caller (see migrations/__init__.py)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from core.db import make_engine
+from core.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=config.attributes["database_url"],
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = make_engine(config.attributes["database_url"])
+    try:
+        with engine.connect() as connection:
+            # Batch mode lets later migrations alter tables on SQLite too.
+            context.configure(
+                connection=connection, target_metadata=target_metadata, render_as_batch=True
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,55 @@
+"""Flask application factory.
+
+`create_app(settings)` is the only way an app is made: tests, gunicorn (`server.wsgi`) and the CLI
+pass their own settings. The request's database session commits at teardown — one of the three
+commit boundaries (STYLE.md) — and rolls back when the view raised.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g
+
+from core.db import make_engine, make_session_factory
+from core.queue import make_celery
+from core.runtime import load_secrets, prepare_data_dir
+from core.settings import Settings
+from server import errors, health
+
+
+def create_app(settings: Settings) -> Flask:
+    """Build the web application for these settings."""
+    prepare_data_dir(settings)
+    secrets = load_secrets(settings)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secrets.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.effective_public_url.startswith("https://"),
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=4 * 1024 * 1024,
+    )
+    engine = make_engine(settings.effective_database_url)
+    app.extensions["warmline"] = {
+        "settings": settings,
+        "engine": engine,
+        "session_factory": make_session_factory(engine),
+        "celery": make_celery(settings),
+    }
+    app.teardown_request(_end_session)
+    errors.register(app)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def _end_session(exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is None:
+        return
+    try:
+        if exc is None:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
