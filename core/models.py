@@ -290,6 +290,53 @@ class Contact(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random id; only its hash is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    """A personal API token for scripts and add-ons: shown once, stored hashed, revocable."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists so a user can tell them apart
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthRequest(Base):
+    """An authorization request in flight, from redirect to callback: single use, short-lived.
+
+    `state` is what the provider echoes; `browser_binding` ties it to the browser that started
+    it, so a callback replayed in another browser (or another user's session) is refused. The
+    PKCE verifier / msal flow is stored encrypted.
+    """
+
+    __tablename__ = "oauth_requests"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    browser_binding: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[Provider] = mapped_column(_enum(Provider))
+    intent: Mapped[str] = mapped_column(String(16))  # signin | connect
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    payload_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class Heartbeat(Base):
     """Last sign of life of each background component, for readiness and the status page."""
 

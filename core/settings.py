@@ -65,6 +65,52 @@ class Settings(BaseSettings):
         default=8026, ge=1, le=65535, description="`warmline up`: sandbox providers' HTTPS port."
     )
 
+    # Providers. Every endpoint is configurable so the same code talks to the sandbox, a staging
+    # proxy or the real services. A provider without a client id is simply not offered.
+    google_client_id: str | None = Field(default=None, description="Google OAuth client id.")
+    google_client_secret: SecretStr | None = Field(
+        default=None, description="Google OAuth client secret."
+    )
+    google_auth_uri: str = Field(
+        default="https://accounts.google.com/o/oauth2/v2/auth",
+        description="Google authorization endpoint (the browser goes there).",
+    )
+    google_token_uri: str = Field(
+        default="https://oauth2.googleapis.com/token", description="Google token endpoint."
+    )
+    google_revoke_uri: str = Field(
+        default="https://oauth2.googleapis.com/revoke", description="Google revocation endpoint."
+    )
+    google_certs_uri: str = Field(
+        default="https://www.googleapis.com/oauth2/v1/certs",
+        description="Google's id_token signing certificates.",
+    )
+    google_gmail_api_root: str = Field(
+        default="https://gmail.googleapis.com/", description="Gmail API root URL."
+    )
+    google_calendar_api_root: str = Field(
+        default="https://www.googleapis.com/",
+        description="Google Calendar API root URL (the client appends calendar/v3/).",
+    )
+    microsoft_client_id: str | None = Field(
+        default=None, description="Microsoft Entra application (client) id."
+    )
+    microsoft_client_secret: SecretStr | None = Field(
+        default=None, description="Microsoft Entra client secret."
+    )
+    microsoft_authority: str = Field(
+        default="https://login.microsoftonline.com/common",
+        description="Microsoft identity authority (https, with tenant segment).",
+    )
+    microsoft_graph_root: str = Field(
+        default="https://graph.microsoft.com/v1.0", description="Microsoft Graph root URL."
+    )
+    provider_ca_bundle: Path | None = Field(
+        default=None,
+        description="Extra CA certificate (PEM) for provider endpoints with their own "
+        "certificate, such as the sandbox's HTTPS listener.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

@@ -7,13 +7,15 @@ commit boundaries (STYLE.md) — and rolls back when the view raised.
 
 from __future__ import annotations
 
-from flask import Flask, g
+import datetime as dt
+
+from flask import Flask, Response, g
 
 from core.db import make_engine, make_session_factory
 from core.queue import make_celery
 from core.runtime import load_secrets, prepare_data_dir
 from core.settings import Settings
-from server import errors, health
+from server import api, errors, health, identity, web, wiring
 
 
 def create_app(settings: Settings) -> Flask:
@@ -28,6 +30,8 @@ def create_app(settings: Settings) -> Flask:
         SESSION_COOKIE_SECURE=settings.effective_public_url.startswith("https://"),
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=4 * 1024 * 1024,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(days=14),
+        SESSION_COOKIE_NAME="warmline_session",
     )
     engine = make_engine(settings.effective_database_url)
     app.extensions["warmline"] = {
@@ -35,11 +39,29 @@ def create_app(settings: Settings) -> Flask:
         "engine": engine,
         "session_factory": make_session_factory(engine),
         "celery": make_celery(settings),
+        "vault": wiring.make_vault(settings),
+        "oauth": wiring.oauth_providers(settings),
     }
     app.teardown_request(_end_session)
     errors.register(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(web.bp)
+    app.register_blueprint(api.bp)
+    app.after_request(_security_headers)
+    app.jinja_env.globals["csrf_token"] = identity.csrf_token
     return app
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    # The OAuth callback URL carries a code: never leak it in a Referer.
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault(
+        "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response
 
 
 def _end_session(exc: BaseException | None) -> None:

@@ -26,6 +26,9 @@ from core.runtime import prepare_data_dir
 from core.settings import Settings
 
 STOP_TIMEOUT_S = 15.0
+# The OAuth client the sandbox accepts out of the box (sandbox/state.py); not a secret.
+SANDBOX_CLIENT_ID = "warmline-sandbox"
+SANDBOX_CLIENT_SECRET = "sandbox-secret"
 
 
 def _settings() -> Settings:
@@ -68,6 +71,59 @@ def db_current() -> None:
     settings = _settings()
     current = migrations.current_revision(settings.effective_database_url)
     click.echo(f"current: {current}  head: {migrations.head_revision()}")
+
+
+@cli.group()
+def keys() -> None:
+    """Encryption keys for tokens at rest."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored token under a new key, with no downtime.
+
+    Embedded default (no WARMLINE_ENCRYPTION_KEYS): a new key is generated and put first in the
+    key file, then everything is re-encrypted; running processes pick the new key up from the
+    file. With WARMLINE_ENCRYPTION_KEYS: put the new key first there and restart the processes
+    first; this command then re-encrypts everything under it.
+    """
+    from core import keys as key_store
+    from core.db import make_engine, make_session_factory
+    from core.runtime import load_secrets
+    from server.wiring import make_vault
+
+    settings = _settings()
+    prepare_data_dir(settings)
+    if settings.encryption_keys is None:
+        current = list(load_secrets(settings).encryption_keys)
+        key_store.write_key_file(
+            settings.keys_dir / "encryption_keys", [key_store.new_key(), *current]
+        )
+        click.echo("generated a new key and put it first in the key file")
+    factory = make_session_factory(make_engine(settings.effective_database_url))
+    count = key_store.rotate_all(factory, vault=make_vault(settings))
+    click.echo(f"re-encrypted {count} secret(s) under the newest key")
+
+
+@keys.command("retire")
+def keys_retire() -> None:
+    """Drop every key but the newest, once nothing needs the old ones."""
+    from core import keys as key_store
+    from core.db import make_engine, make_session_factory
+    from core.runtime import load_secrets
+    from server.wiring import make_vault
+
+    settings = _settings()
+    factory = make_session_factory(make_engine(settings.effective_database_url))
+    stale = key_store.count_stale(factory, vault=make_vault(settings))
+    if stale:
+        raise click.ClickException(f"{stale} secret(s) still use an old key: run `keys rotate`")
+    if settings.encryption_keys is not None:
+        click.echo("nothing uses the old keys: remove them from WARMLINE_ENCRYPTION_KEYS")
+        return
+    newest = load_secrets(settings).encryption_keys[0]
+    key_store.write_key_file(settings.keys_dir / "encryption_keys", [newest])
+    click.echo("old keys removed from the key file")
 
 
 @cli.command()
@@ -152,14 +208,44 @@ def up(no_sandbox: bool) -> None:
             )
         )
     plan += [("web", [*me, "serve"]), ("worker", [*me, "worker"]), ("beat", [*me, "beat"])]
-    Supervisor(plan).run(ready_url=f"{settings.effective_public_url}/readyz")
+    env = dict(os.environ)
+    if not no_sandbox:
+        for name, value in sandbox_provider_env(settings).items():
+            env.setdefault(name, value)  # the user's own configuration wins
+    Supervisor(plan, env=env).run(ready_url=f"{settings.effective_public_url}/readyz")
+
+
+def sandbox_provider_env(settings: Settings) -> dict[str, str]:
+    """Provider settings that point Warmline at the sandbox `warmline up` starts.
+
+    Google is reached over plain http on loopback, Microsoft over the sandbox's HTTPS listener
+    (msal requires an https authority), trusting the CA the sandbox generated.
+    """
+    http = f"http://127.0.0.1:{settings.sandbox_http_port}"
+    https = f"https://127.0.0.1:{settings.sandbox_https_port}"
+    return {
+        "WARMLINE_GOOGLE_CLIENT_ID": SANDBOX_CLIENT_ID,
+        "WARMLINE_GOOGLE_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
+        "WARMLINE_GOOGLE_AUTH_URI": f"{http}/o/oauth2/v2/auth",
+        "WARMLINE_GOOGLE_TOKEN_URI": f"{http}/token",
+        "WARMLINE_GOOGLE_REVOKE_URI": f"{http}/revoke",
+        "WARMLINE_GOOGLE_CERTS_URI": f"{http}/oauth2/v1/certs",
+        "WARMLINE_GOOGLE_GMAIL_API_ROOT": f"{http}/",
+        "WARMLINE_GOOGLE_CALENDAR_API_ROOT": f"{http}/",
+        "WARMLINE_MICROSOFT_CLIENT_ID": SANDBOX_CLIENT_ID,
+        "WARMLINE_MICROSOFT_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
+        "WARMLINE_MICROSOFT_AUTHORITY": f"{https}/common",
+        "WARMLINE_MICROSOFT_GRAPH_ROOT": f"{https}/v1.0",
+        "WARMLINE_PROVIDER_CA_BUNDLE": str(settings.data_dir / "sandbox" / "tls" / "ca.pem"),
+    }
 
 
 class Supervisor:
     """Start child processes, stop them all on Ctrl-C/SIGTERM or when one of them dies."""
 
-    def __init__(self, plan: Sequence[tuple[str, list[str]]]) -> None:
+    def __init__(self, plan: Sequence[tuple[str, list[str]]], *, env: dict[str, str]) -> None:
         self.plan = plan
+        self.env = env
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.stopping = False
 
@@ -168,7 +254,8 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         for name, argv in self.plan:
             # A session of its own: a terminal's Ctrl-C reaches only the supervisor.
-            self.children.append((name, subprocess.Popen(argv, start_new_session=True)))
+            child = subprocess.Popen(argv, env=self.env, start_new_session=True)
+            self.children.append((name, child))
         status = 0
         announced = False
         while not self.stopping:

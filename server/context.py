@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from celery import Celery
 from flask import current_app, g
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from core import accounts, connect
+from core.models import Provider
+from core.ports import OAuthProvider
 from core.settings import Settings
+from core.vault import Vault
 
 
 def _ext() -> dict[str, Any]:
@@ -21,6 +26,32 @@ def settings() -> Settings:
 
 def celery() -> Celery:
     return _ext()["celery"]  # type: ignore[no-any-return]
+
+
+def session_factory() -> sessionmaker[Session]:
+    return _ext()["session_factory"]  # type: ignore[no-any-return]
+
+
+def vault() -> Vault:
+    return _ext()["vault"]  # type: ignore[no-any-return]
+
+
+def oauth_providers() -> dict[Provider, OAuthProvider]:
+    return _ext()["oauth"]  # type: ignore[no-any-return]
+
+
+def disconnect_account(*, user_id: uuid.UUID, account_id: uuid.UUID) -> connect.Disconnected | None:
+    """Disconnect one of the user's accounts (revoke at the provider, purge here)."""
+    with session_factory()() as session:
+        account = accounts.get_account(session, user_id=user_id, account_id=account_id)
+        provider = account.provider if account else None
+    return connect.disconnect(
+        session_factory(),
+        user_id=user_id,
+        account_id=account_id,
+        oauth=oauth_providers().get(provider) if provider else None,
+        vault=vault(),
+    )
 
 
 def db() -> Session:

@@ -1,0 +1,51 @@
+"""Google endpoints and client registration, all configurable (sandbox, proxy or the real thing)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class GoogleConfig:
+    client_id: str
+    client_secret: str = field(repr=False)
+    auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    token_uri: str = "https://oauth2.googleapis.com/token"
+    revoke_uri: str = "https://oauth2.googleapis.com/revoke"
+    # google-auth's verify_oauth2_token hard-codes this URL; we pass it explicitly instead.
+    certs_uri: str = "https://www.googleapis.com/oauth2/v1/certs"
+    issuers: tuple[str, ...] = ("https://accounts.google.com", "accounts.google.com")
+    # Gmail's discovery rootUrl; method paths start with gmail/v1/ (PROVIDERS.md §1.5).
+    gmail_root: str = "https://gmail.googleapis.com/"
+    # Calendar's rootUrl; the client appends calendar/v3/ (servicePath).
+    calendar_root: str = "https://www.googleapis.com/"
+    ca_bundle: str | None = None  # extra CA for a sandbox or proxy with its own certificate
+    timeout_s: float = 30.0
+
+    def http_session(self) -> requests.Session:
+        """A requests session that verifies against `ca_bundle` when one is configured.
+
+        requests lets REQUESTS_CA_BUNDLE override Session.verify, so a configured bundle also
+        turns environment lookups off for this session.
+        """
+        session = requests.Session()
+        if self.ca_bundle:
+            session.trust_env = False
+            session.verify = self.ca_bundle
+        return session
+
+    def allow_plain_http_on_loopback(self) -> None:
+        """Let oauthlib talk plain http to a loopback provider (the sandbox), nothing else.
+
+        oauthlib refuses http:// unless OAUTHLIB_INSECURE_TRANSPORT is set (a process-wide
+        switch); it is set only when every OAuth endpoint that is http points at loopback.
+        """
+        plain = [u for u in (self.auth_uri, self.token_uri) if u.startswith("http://")]
+        if plain and all(urlsplit(u).hostname in LOOPBACK_HOSTS for u in plain):
+            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
