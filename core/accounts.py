@@ -105,6 +105,7 @@ def upsert_connected_account(
     account.state = AccountState.ACTIVE
     account.last_error = None
     account.updated_at = now
+    account.sync_due_at = now  # sync (or resume) right away
     session.flush()
     record_account_address(session, account=account, address=identity.email, is_primary=True)
     if not created:

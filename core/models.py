@@ -20,6 +20,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -97,6 +98,13 @@ class ConnectedAccount(Base):
     token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     token_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # One sync of an account at a time, across all workers: a lease that expires if its holder
+    # dies. `sync_due_at` is when the account next needs a worker (the earliest due stream).
+    sync_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    sync_lease_owner: Mapped[str | None] = mapped_column(String(128))
+    sync_lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Last reconciliation against the provider's own totals (see core/coverage).
+    coverage: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -123,9 +131,10 @@ class AccountAddress(Base):
 class SyncStream(Base):
     """Durable sync state of one stream of an account (Gmail, a calendar, a Graph folder).
 
-    The database, not the broker, holds what work is due and who holds it: a worker takes a
-    lease (`lease_owner`, `lease_expires_at`) and commits each page with its cursor; an expired
-    lease lets any worker resume from the last committed page.
+    The database, not the broker, holds what work is due (`due_at`) and where it stands: each
+    page commits with its cursor, so any worker resumes from the last committed page. Who holds
+    the account is its lease (`ConnectedAccount.sync_lease_*`). `generation` counts full
+    listings: rows a full listing did not see again are swept when it completes.
     """
 
     __tablename__ = "sync_streams"
@@ -145,8 +154,7 @@ class SyncStream(Base):
     items_seen: Mapped[int] = mapped_column(Integer, default=0)
     items_total_estimate: Mapped[int | None] = mapped_column(Integer)
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    lease_owner: Mapped[str | None] = mapped_column(String(128))
-    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     cursor_updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -187,6 +195,7 @@ class Message(Base):
     precedence: Mapped[str | None] = mapped_column(String(64))
     auto_submitted: Mapped[str | None] = mapped_column(String(64))
     recipient_count: Mapped[int] = mapped_column(Integer, default=0)
+    sync_generation: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     participants: Mapped[list[MessageParticipant]] = relationship(
@@ -232,6 +241,7 @@ class CalendarEvent(Base):
     end_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     organizer_address: Mapped[str | None] = mapped_column(String(320))
     self_response: Mapped[str | None] = mapped_column(String(32))
+    sync_generation: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     attendees: Mapped[list[EventAttendee]] = relationship(
@@ -335,6 +345,37 @@ class OAuthRequest(Base):
     payload_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class QuotaReservation(Base):
+    """Quota units an account spent (or will spend) at a provider, for the sliding window.
+
+    Shared by every worker process, so one mailbox stays under its per-user limit however many
+    workers touch it (core/quota).
+    """
+
+    __tablename__ = "quota_reservations"
+    __table_args__ = (Index("ix_quota_reservations_bucket_at", "account_id", "bucket", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connected_accounts.id", ondelete="CASCADE")
+    )
+    bucket: Mapped[str] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    units: Mapped[float] = mapped_column(Float)
+
+
+class QuotaHold(Base):
+    """The provider told us to wait (429 Retry-After): nobody calls it for this bucket before."""
+
+    __tablename__ = "quota_holds"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connected_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    bucket: Mapped[str] = mapped_column(String(32), primary_key=True)
+    until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class Heartbeat(Base):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.models import Provider
+from core.records import Page
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,37 @@ class OAuthProvider(Protocol):
 
     def revoke(self, credential: bytes) -> bool:
         """Revoke the grant at the provider where it offers a way; return whether it did."""
+
+
+class Pacer(Protocol):
+    """Keeps one account under its provider quota across every worker process.
+
+    A connector calls `acquire` before each provider request (or batch) with what it will cost,
+    in the provider's own units (Gmail quota units, Graph/Calendar requests); it returns when
+    the request may be sent, sleeping if needed. `penalize` tells the pacer the provider still
+    pushed back (429/403 rate) so everyone on this account waits.
+    """
+
+    def acquire(self, units: float, *, bucket: str) -> None: ...
+
+    def penalize(self, retry_after_s: float, *, bucket: str) -> None: ...
+
+
+class SyncSource(Protocol):
+    """The sync half of a provider connector, for one connected account.
+
+    Streams name independent cursors: Gmail uses "mail" (one history for the mailbox) and
+    "calendar:<calendarId>" per calendar; Graph uses "mail:<folderId>" per mail folder and
+    "calendar" (calendarView delta). Every call may raise the core.errors taxonomy.
+    """
+
+    def list_streams(self) -> list[str]:
+        """Return the streams this account has now (e.g. after a folder or calendar appears)."""
+
+    def fetch_page(self, stream: str, *, cursor: str | None, backfill_cursor: str | None) -> Page:
+        """Return the next page: backfill when `cursor` is None or `backfill_cursor` is set,
+        else incremental changes since `cursor`. Raise CursorExpired when the cursor is gone.
+        """
+
+    def mailbox_counts(self) -> dict[str, int]:
+        """The provider's own totals, for coverage reports (e.g. {"messages": 1234})."""

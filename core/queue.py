@@ -23,6 +23,8 @@ from core.settings import Settings
 # Task names: the contract between the web process and the workers.
 PING = "warmline.ping"
 HEARTBEAT = "warmline.heartbeat"
+SYNC_ACCOUNT = "warmline.sync.account"
+SYNC_DISPATCH = "warmline.sync.dispatch"
 
 QUEUE = "warmline"
 
@@ -51,6 +53,7 @@ def make_celery(settings: Settings) -> Celery:
         "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
         "beat_schedule": {
             "heartbeat": {"task": HEARTBEAT, "schedule": settings.heartbeat_interval_s},
+            "sync-dispatch": {"task": SYNC_DISPATCH, "schedule": settings.sync_dispatch_interval_s},
         },
     }
     if settings.effective_broker_url.startswith("filesystem://"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from core.settings import Settings
+from core.vault import Vault
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,11 @@ def _read_or_create(path: Path, fresh: str) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(fresh)
     return fresh
+
+
+def make_vault(settings: Settings) -> Vault:
+    """The token vault; on the embedded default it re-reads the key file after a rotation."""
+    keys = load_secrets(settings).encryption_keys
+    if settings.encryption_keys is not None:
+        return Vault(keys)
+    return Vault(keys, reload=lambda: load_secrets(settings).encryption_keys)

@@ -105,6 +105,17 @@ class Settings(BaseSettings):
     microsoft_graph_root: str = Field(
         default="https://graph.microsoft.com/v1.0", description="Microsoft Graph root URL."
     )
+    gmail_quota_profile: str = Field(
+        default="2026",
+        description="Gmail quota profile of your Cloud project: `2026` (created on or after "
+        "2026-05-01: 6,000 units/user/min, messages.get 20) or `legacy` (15,000/min, 5).",
+    )
+    sync_interval_s: float = Field(
+        default=300.0, gt=0, description="Incremental sync interval of an idle account."
+    )
+    sync_dispatch_interval_s: float = Field(
+        default=15.0, gt=0, description="How often beat wakes workers for due accounts."
+    )
     provider_ca_bundle: Path | None = Field(
         default=None,
         description="Extra CA certificate (PEM) for provider endpoints with their own "
@@ -116,6 +127,13 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         # Worker, beat and web run as separate processes, possibly from other directories.
         return value.expanduser().resolve()
+
+    @field_validator("gmail_quota_profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        if value not in {"2026", "legacy"}:
+            raise ValueError("gmail_quota_profile must be 2026 or legacy")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -15,16 +15,9 @@ from sandbox.errors import register_error_handlers
 from sandbox.google import calendar as google_calendar
 from sandbox.google import gmail as google_gmail
 from sandbox.google import oauth as google_oauth
+from sandbox.microsoft import graph as microsoft_graph
+from sandbox.microsoft import identity as microsoft_identity
 from sandbox.state import SandboxState
-
-try:  # TEMPORARY while engineer C's modules land; the final version imports them plainly
-    from sandbox.microsoft import graph as microsoft_graph
-except ImportError:  # pragma: no cover
-    microsoft_graph = None  # type: ignore[assignment]
-try:  # TEMPORARY, as above
-    from sandbox.microsoft import identity as microsoft_identity
-except ImportError:  # pragma: no cover
-    microsoft_identity = None  # type: ignore[assignment]
 
 
 def create_sandbox_app(state: SandboxState) -> Flask:
@@ -41,6 +34,5 @@ def create_sandbox_app(state: SandboxState) -> Flask:
         microsoft_graph,
         admin,
     ):
-        if module is not None:
-            app.register_blueprint(module.bp)
+        app.register_blueprint(module.bp)
     return app

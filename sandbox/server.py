@@ -12,15 +12,19 @@ Invariants:
   threads) so slow or stalled requests never block `stop()`.
 - The TLS handshake runs in the connection's thread, not in the accept loop, so a client that
   connects and never speaks TLS cannot stall the listener.
+- `stop()` also cuts the connections of requests still in flight (werkzeug closes every
+  connection after one response anyway: no keep-alive), so nothing is answered after it returns.
 - `data_dir=None`: store, keys and certificates live in a temporary directory removed at
   `stop()`; with a directory they persist (`sandbox.sqlite`, `keys/`, `tls/`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
@@ -39,11 +43,36 @@ from sandbox.store import Store
 from sandbox.tls import TLSFiles, ensure_tls
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Request handler that does not log every request line (errors are still logged)."""
+class _Handler(WSGIRequestHandler):
+    """Request handler that tracks its connection (so `stop()` can cut requests in flight)."""
+
+    log_requests = True
+
+    def setup(self) -> None:
+        super().setup()
+        with _connections_lock:
+            _connections.setdefault(self.server, set()).add(self.connection)
+
+    def finish(self) -> None:
+        with _connections_lock:
+            _connections.get(self.server, set()).discard(self.connection)
+        super().finish()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return
+        if self.log_requests:
+            super().log_request(code, size)
+
+
+class _QuietHandler(_Handler):
+    """Handler that does not log every request line (errors are still logged)."""
+
+    log_requests = False
+
+
+# Open client connections per listener. Werkzeug's shutdown() only stops accepting; a request
+# in flight would otherwise be answered by a stopped sandbox (closed store).
+_connections: dict[object, set[socket.socket]] = {}
+_connections_lock = threading.Lock()
 
 
 class _LazyHandshakeContext(ssl.SSLContext):
@@ -130,7 +159,7 @@ class Sandbox:
             )
             self._state = state
             self._app = create_sandbox_app(state)
-            handler = WSGIRequestHandler if self.log_requests else _QuietHandler
+            handler = _Handler if self.log_requests else _QuietHandler
             http = make_server(
                 self.host, self.http_port, self._app, threaded=True, request_handler=handler
             )
@@ -167,6 +196,11 @@ class Sandbox:
             thread.join(timeout=5)
         for server in self._servers:
             server.server_close()
+            with _connections_lock:
+                open_connections = _connections.pop(server, set())
+            for conn in open_connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
         self._servers = []
         self._threads = []
         if self._state is not None:

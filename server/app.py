@@ -11,11 +11,12 @@ import datetime as dt
 
 from flask import Flask, Response, g
 
+from connectors import registry
 from core.db import make_engine, make_session_factory
 from core.queue import make_celery
-from core.runtime import load_secrets, prepare_data_dir
+from core.runtime import load_secrets, make_vault, prepare_data_dir
 from core.settings import Settings
-from server import api, errors, health, identity, web, wiring
+from server import api, errors, health, identity, web
 
 
 def create_app(settings: Settings) -> Flask:
@@ -39,8 +40,8 @@ def create_app(settings: Settings) -> Flask:
         "engine": engine,
         "session_factory": make_session_factory(engine),
         "celery": make_celery(settings),
-        "vault": wiring.make_vault(settings),
-        "oauth": wiring.oauth_providers(settings),
+        "vault": make_vault(settings),
+        "oauth": registry.oauth_providers(settings),
     }
     app.teardown_request(_end_session)
     errors.register(app)

@@ -89,8 +89,7 @@ def keys_rotate() -> None:
     """
     from core import keys as key_store
     from core.db import make_engine, make_session_factory
-    from core.runtime import load_secrets
-    from server.wiring import make_vault
+    from core.runtime import load_secrets, make_vault
 
     settings = _settings()
     prepare_data_dir(settings)
@@ -110,8 +109,7 @@ def keys_retire() -> None:
     """Drop every key but the newest, once nothing needs the old ones."""
     from core import keys as key_store
     from core.db import make_engine, make_session_factory
-    from core.runtime import load_secrets
-    from server.wiring import make_vault
+    from core.runtime import load_secrets, make_vault
 
     settings = _settings()
     factory = make_session_factory(make_engine(settings.effective_database_url))

@@ -21,6 +21,7 @@ from core.db import utcnow
 from core.errors import OAuthFlowError, ProviderError
 from core.models import Provider
 from core.ports import OAuthProvider
+from core.queue import SYNC_ACCOUNT
 from server import context
 from server.identity import (
     browser_binding,
@@ -121,6 +122,8 @@ def callback(provider: str) -> Response | str | tuple[str, int]:
         return _failure(400, "Sign-in was not completed", str(exc))
     except ProviderError:
         return _failure(502, "The provider is unreachable", "Please try again in a moment.")
+    # Wake a worker now; beat's dispatcher would also find the account due within seconds.
+    context.celery().send_task(SYNC_ACCOUNT, args=[str(result.account.id)])
     if user is None or user.id != result.user.id:
         sign_in(result.user)
     verb = "Connected" if result.is_new_account else "Reconnected"

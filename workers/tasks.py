@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from typing import Any
 
 from celery import Celery
 
 from core.db import utcnow
 from core.heartbeats import record_heartbeat
-from core.queue import HEARTBEAT, PING
+from core.queue import HEARTBEAT, PING, SYNC_ACCOUNT, SYNC_DISPATCH
+from core.sync import list_due_accounts
 
 
 def register(app: Celery, *, base: type) -> None:
@@ -31,3 +33,21 @@ def register(app: Celery, *, base: type) -> None:
                 now=utcnow(),
                 detail={"hostname": self.request.hostname or socket.gethostname()},
             )
+
+    @app.task(name=SYNC_ACCOUNT, base=base, bind=True, ignore_result=True)
+    def sync_account(self: Any, account_id: str) -> dict[str, Any]:
+        """Sync one account's due streams (no-op when another worker holds its lease)."""
+        from workers.sync import run_sync
+
+        return run_sync(
+            self.app, uuid.UUID(account_id), owner=f"{self.request.hostname}:{os.getpid()}"
+        )
+
+    @app.task(name=SYNC_DISPATCH, base=base, bind=True, ignore_result=True)
+    def sync_dispatch(self: Any) -> int:
+        """Wake a worker for every account whose sync is due or whose lease expired."""
+        with self.session() as session:
+            due = list_due_accounts(session, now=utcnow())
+        for account_id in due:
+            app.send_task(SYNC_ACCOUNT, args=[str(account_id)])
+        return len(due)

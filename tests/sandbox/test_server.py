@@ -6,7 +6,12 @@ Runs against the session `sandbox` fixture over real sockets on loopback.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +26,17 @@ from sandbox.keys import SigningKey
 from sandbox.server import Sandbox
 from sandbox.tls import ensure_tls
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # -- listeners and TLS --------------------------------------------------------------------------
 
 
 def test_both_listeners_serve_the_same_app(
     sandbox: Sandbox, https_session: requests.Session
 ) -> None:
-    plain = requests.Session()
-    plain.trust_env = False
-    over_http = plain.get(f"{sandbox.http_url}/_sandbox/health", timeout=5)
+    with requests.Session() as plain:
+        plain.trust_env = False
+        over_http = plain.get(f"{sandbox.http_url}/_sandbox/health", timeout=5)
     over_https = https_session.get(f"{sandbox.https_url}/_sandbox/health", timeout=5)
     assert over_http.status_code == over_https.status_code == 200
     assert over_http.json() == over_https.json()
@@ -39,15 +46,16 @@ def test_both_listeners_serve_the_same_app(
 
 
 def test_https_is_not_trusted_without_the_sandbox_ca(sandbox: Sandbox) -> None:
-    session = requests.Session()
-    session.trust_env = False  # system/certifi bundle only
-    with pytest.raises(requests.exceptions.SSLError):
-        session.get(f"{sandbox.https_url}/_sandbox/health", timeout=5)
+    with requests.Session() as session:
+        session.trust_env = False  # system/certifi bundle only
+        with pytest.raises(requests.exceptions.SSLError):
+            session.get(f"{sandbox.https_url}/_sandbox/health", timeout=5)
 
 
 def test_https_verifies_with_httplib2_ca_certs(sandbox: Sandbox) -> None:
     http = httplib2.Http(ca_certs=sandbox.ca_path, timeout=5)
     response, content = http.request(f"{sandbox.https_url}/_sandbox/health")
+    http.close()
     assert response.status == 200
     assert json.loads(content)["ok"] is True
 
@@ -56,6 +64,7 @@ def test_https_answers_on_localhost_name_too(sandbox: Sandbox) -> None:
     port = sandbox.https_url.rsplit(":", 1)[1]
     http = httplib2.Http(ca_certs=sandbox.ca_path, timeout=5)
     response, _ = http.request(f"https://localhost:{port}/_sandbox/health")
+    http.close()
     assert response.status == 200
 
 
@@ -240,7 +249,7 @@ def test_dropped_connection_is_a_connection_error(
     sandbox: Sandbox, https_session: requests.Session, scheme: str
 ) -> None:
     base = sandbox.http_url if scheme == "http" else sandbox.https_url
-    https_session.get(f"{base}/_sandbox/health", timeout=5)  # a kept-alive connection first
+    https_session.get(f"{base}/_sandbox/health", timeout=5)  # the listener is fine before
     sandbox.state.controls.fail_next("drop", method="probe")
     with pytest.raises(requests.exceptions.ConnectionError):
         https_session.get(f"{base}/_sandbox/probe", timeout=5)
@@ -333,3 +342,123 @@ def test_admin_unknown_mailbox_is_404(sandbox: Sandbox, https_session: requests.
     )
     assert response.status_code == 404
     assert "nobody@sandbox-gmail.test" in response.json()["error"]
+
+
+def test_admin_mailbox_lifecycle(sandbox: Sandbox, https_session: requests.Session) -> None:
+    base = f"{sandbox.https_url}/_sandbox/mailboxes"
+    email = "admin-lifecycle@sandbox-gmail.test"
+    created = https_session.post(
+        base, json={"email": email, "provider": "google", "seed": 3, "messages": 30}, timeout=30
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["messages"] > 0
+    again = https_session.post(base, json={"email": email, "provider": "google"}, timeout=5)
+    assert again.status_code == 409
+    summary = https_session.get(f"{base}/{email}", timeout=5).json()
+    activity = https_session.post(
+        f"{base}/{email}/activity", json={"seed": 1, "new": 3, "deleted": 1}, timeout=30
+    )
+    assert activity.status_code == 200, activity.text
+    after = https_session.get(f"{base}/{email}", timeout=5).json()
+    assert after["history_id"] > summary["history_id"]
+    expired = https_session.post(f"{base}/{email}/expire-cursors", timeout=5).json()
+    assert expired["history_floor"] > after["history_id"]
+    assert https_session.post(f"{base}/{email}/revoke", timeout=5).json() == {"ok": True}
+    truth = https_session.get(f"{base}/{email}/truth?now=2030-01-01T00:00:00Z", timeout=30)
+    assert truth.status_code == 200, truth.text
+    assert truth.json()["contacts"]
+    assert https_session.delete(f"{base}/{email}", timeout=5).status_code == 200
+    assert https_session.get(f"{base}/{email}", timeout=5).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"provider": "google"},
+        {"email": "x@sandbox-gmail.test", "provider": "yahoo"},
+        {"email": "x@sandbox-gmail.test", "provider": "google", "messages": 0},
+        {"email": "x@sandbox-gmail.test", "provider": "google", "seed": "one"},
+        {"email": "x@sandbox-gmail.test", "provider": "google", "colour": "blue"},
+    ],
+)
+def test_admin_create_mailbox_rejects_bad_input(
+    sandbox: Sandbox, https_session: requests.Session, body: dict[str, Any]
+) -> None:
+    response = https_session.post(f"{sandbox.https_url}/_sandbox/mailboxes", json=body, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert sandbox.state.store.get_mailbox("x@sandbox-gmail.test") is None
+
+
+def test_admin_truth_rejects_naive_now(
+    sandbox: Sandbox, https_session: requests.Session, make_mailbox: Callable[..., str]
+) -> None:
+    email = make_mailbox(messages=5)
+    response = https_session.get(
+        f"{sandbox.https_url}/_sandbox/mailboxes/{email}/truth?now=2030-01-01T00:00", timeout=5
+    )
+    assert response.status_code == 400
+
+
+def test_make_mailbox_names_are_unique(sandbox: Sandbox, make_mailbox: Callable[..., str]) -> None:
+    google = make_mailbox(messages=5)
+    microsoft = make_mailbox(provider="microsoft", messages=5)
+    assert google != microsoft
+    assert google.endswith("@sandbox-gmail.test")
+    assert microsoft.endswith("@sandbox-outlook.test")
+    assert sandbox.state.store.get_mailbox(microsoft)["provider"] == "microsoft"
+
+
+# -- python -m sandbox --------------------------------------------------------------------------
+
+
+def test_main_serves_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "sandbox", "--http-port", "0", "--https-port", "0"]
+    argv += ["--data-dir", str(tmp_path), "--demo", "--demo-messages", "20"]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+    ) as proc:
+        try:
+            lines: list[str] = []
+            assert proc.stdout is not None
+            while not lines or not lines[-1].startswith("Press Ctrl-C"):
+                line = proc.stdout.readline()
+                assert line, "".join(lines)
+                lines.append(line.strip())
+            urls = dict(line.split(None, 1) for line in lines if line.startswith(("HTTP", "CA")))
+            session = requests.Session()
+            session.trust_env = False
+            session.verify = urls["CA"]
+            with session:
+                listed = session.get(f"{urls['HTTPS']}/_sandbox/mailboxes", timeout=5).json()
+            emails = {m["email"] for m in listed["mailboxes"]}
+            assert emails == {"ada@sandbox-gmail.test", "grace@sandbox-outlook.test"}
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+            assert "sandbox stopped" in proc.stdout.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_stop_cuts_requests_in_flight(tmp_path: Path) -> None:
+    sb = Sandbox(data_dir=tmp_path).start()  # keeps ca.pem after stop
+    sb.state.controls.set_latency(3000)
+    errors: list[BaseException] = []
+
+    def slow_request() -> None:
+        with requests.Session() as session:
+            session.trust_env = False
+            try:
+                session.get(f"{sb.https_url}/_sandbox/probe", verify=sb.ca_path, timeout=10)
+            except requests.exceptions.ConnectionError as exc:
+                errors.append(exc)
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    time.sleep(0.5)  # the request is now inside the server, sleeping its latency
+    started = time.monotonic()
+    sb.stop()
+    thread.join(timeout=10)
+    assert len(errors) == 1
+    assert time.monotonic() - started < 2.5  # cut, not answered after the 3 s latency

@@ -1,19 +1,21 @@
-"""The composition root: turn settings into connectors and the vault.
+"""Turn settings into concrete connectors: the one place that names them.
 
-The only place (with workers/) that names concrete connectors; core sees them as Protocols.
+The web process (sign-in) and the workers (sync) both build their connectors here; core only
+ever sees them through the Protocols in core/ports.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from connectors.google.config import GoogleConfig
 from connectors.google.oauth import GoogleOAuth
 from connectors.microsoft.config import MicrosoftConfig
 from connectors.microsoft.oauth import MicrosoftOAuth
 from core.models import Provider
-from core.ports import OAuthProvider
-from core.runtime import load_secrets
+from core.ports import OAuthProvider, Pacer, SyncSource
 from core.settings import Settings
-from core.vault import Vault
 
 
 def google_config(settings: Settings) -> GoogleConfig | None:
@@ -56,9 +58,33 @@ def oauth_providers(settings: Settings) -> dict[Provider, OAuthProvider]:
     return providers
 
 
-def make_vault(settings: Settings) -> Vault:
-    """The token vault; on the embedded default it re-reads the key file after a rotation."""
-    keys = load_secrets(settings).encryption_keys
-    if settings.encryption_keys is not None:
-        return Vault(keys)
-    return Vault(keys, reload=lambda: load_secrets(settings).encryption_keys)
+def quota_limits(settings: Settings, provider: Provider) -> Mapping[str, Any]:
+    """The per-account quota limits the pacer enforces, by bucket."""
+    if provider is Provider.GOOGLE:
+        from connectors.google.quota import LIMITS as GOOGLE_LIMITS
+
+        return GOOGLE_LIMITS[settings.gmail_quota_profile]
+    from connectors.microsoft.quota import LIMITS as MICROSOFT_LIMITS
+
+    return MICROSOFT_LIMITS
+
+
+def sync_source(
+    settings: Settings, provider: Provider, *, token: Callable[[], str], pacer: Pacer
+) -> SyncSource:
+    """The sync connector for one account of `provider`."""
+    if provider is Provider.GOOGLE:
+        from connectors.google.sync import GoogleSyncSource
+
+        google = google_config(settings)
+        if google is None:
+            raise RuntimeError("Google is not configured (WARMLINE_GOOGLE_CLIENT_ID)")
+        return GoogleSyncSource(
+            google, token=token, pacer=pacer, quota_profile=settings.gmail_quota_profile
+        )
+    from connectors.microsoft.sync import MicrosoftSyncSource
+
+    microsoft = microsoft_config(settings)
+    if microsoft is None:
+        raise RuntimeError("Microsoft is not configured (WARMLINE_MICROSOFT_CLIENT_ID)")
+    return MicrosoftSyncSource(microsoft, token=token, pacer=pacer)

@@ -1,0 +1,135 @@
+"""Per-account quota pacing shared by every worker process (the `Pacer` port).
+
+Quota is the bottleneck of a sync: under Google's 2026 profile a mailbox gets 6,000 units a
+minute, and a client that runs into 429s wastes its budget on refusals and backoff. So Warmline
+never asks the provider for more than the limit: before each request (or batch) a connector
+reserves its cost here, and the reservation is admitted only while the units reserved in the
+trailing window stay within `safety * limit` — an exact sliding window, the same shape Google's
+per-user-per-minute limit has. Reservations live in the database, so two workers on two machines
+still share one budget per mailbox. A 429 the provider sends anyway becomes a hold (`penalize`)
+that every process honours.
+
+Each admission is one short transaction that starts by writing (touching the account row), which
+serialises admissions per account on PostgreSQL (row lock) and SQLite (write lock) alike and
+avoids SQLite's read-then-write upgrade failures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import transaction, utcnow
+from core.models import ConnectedAccount, QuotaHold, QuotaReservation
+
+
+@dataclass(frozen=True)
+class QuotaLimit:
+    """At most `units` in any `window_s` seconds."""
+
+    units: float
+    window_s: float
+
+
+class DbPacer:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        account_id: uuid.UUID,
+        limits: Mapping[str, QuotaLimit],
+        safety: float = 0.98,
+        clock: Callable[[], dt.datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        lease_owner: str | None = None,
+        lease_s: float = 0.0,
+    ) -> None:
+        self.factory = factory
+        self.account_id = account_id
+        self.limits = dict(limits)
+        self.safety = safety
+        self.clock = clock
+        self.sleep = sleep
+        self.lease_owner = lease_owner  # a sync holding the account's lease renews it here
+        self.lease_s = lease_s
+        self.waited_s = 0.0  # total time spent waiting for quota, for progress and benchmarks
+
+    def acquire(self, units: float, *, bucket: str) -> None:
+        limit = self.limits.get(bucket)
+        if limit is None:
+            return  # a bucket with no known limit is not paced
+        while True:
+            wait_s = self._try_reserve(units, bucket, limit)
+            if wait_s <= 0:
+                return
+            self.waited_s += wait_s
+            self.sleep(wait_s)
+
+    def penalize(self, retry_after_s: float, *, bucket: str) -> None:
+        until = self.clock() + dt.timedelta(seconds=max(retry_after_s, 0.0))
+        with transaction(self.factory) as session:
+            hold = session.get(QuotaHold, (self.account_id, bucket))
+            if hold is None:
+                session.add(QuotaHold(account_id=self.account_id, bucket=bucket, until=until))
+            elif hold.until < until:
+                hold.until = until
+
+    def _try_reserve(self, units: float, bucket: str, limit: QuotaLimit) -> float:
+        """Reserve `units` now if the window allows; else return seconds to wait first."""
+        budget = limit.units * self.safety
+        with transaction(self.factory) as session:
+            now = self.clock()
+            self._lock_account(session)
+            hold = session.get(QuotaHold, (self.account_id, bucket))
+            if hold is not None and hold.until > now:
+                return (hold.until - now).total_seconds()
+            since = now - dt.timedelta(seconds=limit.window_s)
+            window = (
+                QuotaReservation.account_id == self.account_id,
+                QuotaReservation.bucket == bucket,
+            )
+            session.execute(delete(QuotaReservation).where(*window, QuotaReservation.at <= since))
+            used = (
+                session.scalar(
+                    select(func.coalesce(func.sum(QuotaReservation.units), 0.0)).where(*window)
+                )
+                or 0.0
+            )
+            # A single request larger than the whole budget may go once the window is empty.
+            if used + units <= budget or used == 0:
+                session.add(
+                    QuotaReservation(account_id=self.account_id, bucket=bucket, at=now, units=units)
+                )
+                return 0.0
+            # Wait until enough of the oldest reservations leave the window.
+            excess = used + units - budget
+            freed = 0.0
+            rows = session.execute(
+                select(QuotaReservation.at, QuotaReservation.units)
+                .where(*window)
+                .order_by(QuotaReservation.at)
+            )
+            for at, spent in rows:
+                freed += spent
+                if freed >= excess:
+                    return max((at - since).total_seconds(), 0.001)
+            return limit.window_s
+
+    def _lock_account(self, session: Session) -> None:
+        # Writing first takes the lock; a sync waiting for quota also keeps its lease alive.
+        query = update(ConnectedAccount).where(ConnectedAccount.id == self.account_id)
+        if self.lease_owner is None:
+            session.execute(query.values(sync_lease_owner=ConnectedAccount.sync_lease_owner))
+        else:
+            expires = self.clock() + dt.timedelta(seconds=self.lease_s)
+            session.execute(
+                query.where(ConnectedAccount.sync_lease_owner == self.lease_owner).values(
+                    sync_lease_expires_at=expires
+                )
+            )
