@@ -6,7 +6,7 @@ ever sees them through the Protocols in core/ports.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from connectors.google.config import GoogleConfig
@@ -14,7 +14,7 @@ from connectors.google.oauth import GoogleOAuth
 from connectors.microsoft.config import MicrosoftConfig
 from connectors.microsoft.oauth import MicrosoftOAuth
 from core.models import Provider
-from core.ports import OAuthProvider, Pacer, SyncSource
+from core.ports import OAuthProvider, Pacer, SyncSource, TokenSource
 from core.settings import Settings
 
 
@@ -70,7 +70,7 @@ def quota_limits(settings: Settings, provider: Provider) -> Mapping[str, Any]:
 
 
 def sync_source(
-    settings: Settings, provider: Provider, *, token: Callable[[], str], pacer: Pacer
+    settings: Settings, provider: Provider, *, token: TokenSource, pacer: Pacer
 ) -> SyncSource:
     """The sync connector for one account of `provider`."""
     if provider is Provider.GOOGLE:

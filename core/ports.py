@@ -65,8 +65,9 @@ class OAuthProvider(Protocol):
     ) -> Grant:
         """Exchange the callback's code; raise OAuthFlowError or ProviderError."""
 
-    def refresh(self, credential: bytes) -> AccessToken:
-        """Return an access token valid for a few more minutes, refreshing it if needed.
+    def refresh(self, credential: bytes, *, force: bool = False) -> AccessToken:
+        """Return an access token valid for a few more minutes, refreshing it if needed
+        (always, with `force`: the provider refused the one we had).
 
         When the stored credential changed (new access token, rotated refresh token), the
         result carries the new one to store. Raise ReauthRequired when the grant is gone.
@@ -74,6 +75,17 @@ class OAuthProvider(Protocol):
 
     def revoke(self, credential: bytes) -> bool:
         """Revoke the grant at the provider where it offers a way; return whether it did."""
+
+
+class TokenSource(Protocol):
+    """What a sync connector calls for the account's access token.
+
+    `force=True` after the provider answered 401 to the current token: refresh it even though it
+    has not expired yet (a token can be revoked early); raises ReauthRequired when the grant
+    itself is gone.
+    """
+
+    def __call__(self, *, force: bool = False) -> str: ...
 
 
 class Pacer(Protocol):

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     sync_interval_s: float = Field(
         default=300.0, gt=0, description="Incremental sync interval of an idle account."
     )
+    sync_lease_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a worker's hold on an account lasts without renewal; after a "
+        "worker dies, another resumes the account's sync once it has expired.",
+    )
     sync_dispatch_interval_s: float = Field(
         default=15.0, gt=0, description="How often beat wakes workers for due accounts."
     )

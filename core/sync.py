@@ -191,7 +191,12 @@ class Engine:
 
     def _run_claimed(self, account: ConnectedAccount, result: RunResult) -> None:
         source = self.source_for(account)
-        streams = source.list_streams()
+        try:
+            streams = source.list_streams()
+        except (RateLimited, ProviderUnavailable, ProviderRejected) as exc:
+            # Nothing synced this time; the account stays due and beat wakes it again.
+            result.errors.append(type(exc).__name__)
+            return
         self._ensure_streams(account.id, streams)
         started = self.monotonic()
         for name in _ordered(streams):
@@ -369,7 +374,10 @@ class Engine:
             )
         if pending:
             return
-        provider_counts = source.mailbox_counts()
+        try:
+            provider_counts = source.mailbox_counts()
+        except (RateLimited, ProviderUnavailable, ProviderRejected):
+            return  # reconcile next time; coverage keeps its last report
         with transaction(self.factory) as session:
             account = session.get(ConnectedAccount, account_id)
             if account is None:

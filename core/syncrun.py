@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import utcnow
 from core.models import ConnectedAccount, Provider
-from core.ports import OAuthProvider, Pacer, SyncSource
+from core.ports import OAuthProvider, Pacer, SyncSource, TokenSource
 from core.quota import DbPacer
 from core.sync import Engine, RunResult, SyncPolicy
 from core.tokens import get_access_token
@@ -30,7 +30,7 @@ def run_account_sync(
     oauth: Mapping[Provider, OAuthProvider],
     vault: Vault,
     limits_for: Callable[[Provider], Mapping[str, Any]],
-    build_source: Callable[[Provider, Callable[[], str], Pacer], SyncSource],
+    build_source: Callable[[Provider, TokenSource, Pacer], SyncSource],
 ) -> RunResult:
     """Run the engine once for this account (a no-op if another worker holds it)."""
 
@@ -38,9 +38,14 @@ def run_account_sync(
         provider = account.provider
         provider_oauth = oauth[provider]
 
-        def token() -> str:
+        def token(*, force: bool = False) -> str:
             return get_access_token(
-                factory, account_id=account.id, oauth=provider_oauth, vault=vault, now=utcnow()
+                factory,
+                account_id=account.id,
+                oauth=provider_oauth,
+                vault=vault,
+                now=utcnow(),
+                force=force,
             ).token
 
         pacer = DbPacer(

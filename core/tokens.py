@@ -36,6 +36,7 @@ def get_access_token(
     oauth: OAuthProvider,
     vault: Vault,
     now: dt.datetime,
+    force: bool = False,
 ) -> AccessToken:
     """Return a fresh access token for the account; mark it needs_reauth if the grant is gone."""
     with factory() as session:
@@ -46,7 +47,7 @@ def get_access_token(
             raise AccountUnavailable(f"the account is {account.state.value}")
         ciphertext = account.token_ciphertext
     try:
-        token = oauth.refresh(vault.decrypt(ciphertext))
+        token = oauth.refresh(vault.decrypt(ciphertext), force=force)
     except ReauthRequired as exc:
         with transaction(factory) as session:
             accounts.mark_needs_reauth(session, account_id=account_id, reason=str(exc), now=now)

@@ -10,11 +10,11 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, abort, request
-from sqlalchemy import select
 
 from core import accounts, auth
 from core.db import utcnow
-from core.models import AccountState, ConnectedAccount, SyncStream
+from core.models import AccountState, ConnectedAccount
+from core.status import account_sync_status
 from server import context
 from server.identity import current_user, login_required, sign_out
 
@@ -28,11 +28,6 @@ def _user_id() -> uuid.UUID:
 
 
 def _account_json(account: ConnectedAccount) -> dict[str, Any]:
-    streams = list(
-        context.db().scalars(select(SyncStream).where(SyncStream.account_id == account.id))
-    )
-    seen = sum(s.items_seen for s in streams)
-    estimates = [s.items_total_estimate for s in streams if s.items_total_estimate is not None]
     public = context.settings().effective_public_url
     return {
         "id": str(account.id),
@@ -47,24 +42,7 @@ def _account_json(account: ConnectedAccount) -> dict[str, Any]:
         "granted_scopes": account.granted_scopes.split(),
         "last_error": account.last_error,
         "connected_at": account.created_at.isoformat(),
-        "sync": {
-            "phase": "initial"
-            if not streams or any(s.phase.value == "initial" for s in streams)
-            else "incremental",
-            "items_seen": seen,
-            "items_total_estimate": sum(estimates) if estimates else None,
-            "streams": [
-                {
-                    "stream": s.stream,
-                    "phase": s.phase.value,
-                    "items_seen": s.items_seen,
-                    "items_total_estimate": s.items_total_estimate,
-                    "last_success_at": s.last_success_at.isoformat() if s.last_success_at else None,
-                    "last_error": s.last_error,
-                }
-                for s in streams
-            ],
-        },
+        "sync": account_sync_status(context.db(), account=account, now=utcnow()),
     }
 
 

@@ -19,7 +19,7 @@ def run_sync(app: Celery, account_id: uuid.UUID, *, owner: str) -> dict[str, Any
         app.warmline_session_factory,
         account_id=account_id,
         owner=owner,
-        policy=SyncPolicy(poll_interval_s=settings.sync_interval_s),
+        policy=SyncPolicy(poll_interval_s=settings.sync_interval_s, lease_s=settings.sync_lease_s),
         oauth=registry.oauth_providers(settings),
         vault=make_vault(settings),
         limits_for=lambda provider: registry.quota_limits(settings, provider),

@@ -151,11 +151,12 @@ class GoogleOAuth:
             raise OAuthFlowError("the Google account has no verified email address")
         return claims
 
-    def refresh(self, credential: bytes) -> AccessToken:
+    def refresh(self, credential: bytes, *, force: bool = False) -> AccessToken:
         """Return the stored access token while it has a few minutes left, else refresh it."""
         stored = json.loads(credential)
         expires_at = _parse_time(stored.get("expires_at"))
-        if stored.get("access_token") and expires_at and expires_at - _now() > REFRESH_MARGIN:
+        fresh = expires_at is not None and expires_at - _now() > REFRESH_MARGIN
+        if stored.get("access_token") and fresh and not force:
             return AccessToken(token=stored["access_token"], expires_at=expires_at)
         creds = google_credentials.Credentials(
             token=None,

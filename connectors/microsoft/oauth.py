@@ -104,7 +104,7 @@ class MicrosoftOAuth:
             access_expires_at=expiry_from_now(result.get("expires_in")),
         )
 
-    def refresh(self, credential: bytes) -> AccessToken:
+    def refresh(self, credential: bytes, *, force: bool = False) -> AccessToken:
         cache = msal.SerializableTokenCache()
         cache.deserialize(credential.decode())
         app = self._app(cache)
@@ -112,7 +112,9 @@ class MicrosoftOAuth:
         if not accounts:
             raise ReauthRequired("no Microsoft account in the stored token cache")
         try:
-            result = app.acquire_token_silent_with_error(list(SCOPES), account=accounts[0])
+            result = app.acquire_token_silent_with_error(
+                list(SCOPES), account=accounts[0], force_refresh=force
+            )
         except requests.RequestException as exc:
             raise ProviderUnavailable("Microsoft token endpoint unreachable") from exc
         if not result:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +26,7 @@ from core.settings import Settings
 from core.tokens import AccountUnavailable, get_access_token
 from tests.functional.browser import Callback
 from tests.functional.conftest import Browser
+from tests.functional.syncing import expire_stored_access_token
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -137,11 +137,7 @@ def test_refresh_then_revocation_marks_needs_reauth_and_reconnect_resumes(
     # Warmline's copy look expired to force a refresh.
     with sandbox.state.lock:
         sandbox.state.store.revoke_all_grants(mailbox, "google")
-    with transaction(factory) as session:
-        row = session.get(ConnectedAccount, account_id)
-        stored = json.loads(vault.decrypt(row.token_ciphertext))
-        stored["expires_at"] = dt.datetime.now(dt.UTC).isoformat()
-        row.token_ciphertext = vault.encrypt(json.dumps(stored).encode())
+    expire_stored_access_token(settings, account_id)
     with pytest.raises(ReauthRequired):
         get_access_token(
             factory, account_id=account_id, oauth=oauth, vault=vault, now=dt.datetime.now(dt.UTC)
@@ -186,12 +182,7 @@ def test_microsoft_refresh_and_revocation(
 
     with sandbox.state.lock:
         sandbox.state.store.revoke_all_grants(mailbox, "microsoft")
-    # msal serves its cached access token until it nears expiry; drop it so it must refresh.
-    with transaction(factory) as session:
-        row = session.get(ConnectedAccount, account_id)
-        cache = json.loads(vault.decrypt(row.token_ciphertext))
-        cache["AccessToken"] = {}
-        row.token_ciphertext = vault.encrypt(json.dumps(cache).encode())
+    expire_stored_access_token(settings, account_id)
     with pytest.raises(ReauthRequired):
         get_access_token(
             factory, account_id=account_id, oauth=oauth, vault=vault, now=dt.datetime.now(dt.UTC)

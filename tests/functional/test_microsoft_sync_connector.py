@@ -1,0 +1,724 @@
+"""MicrosoftSyncSource end to end against the sandbox's Graph (HTTPS, its CA only).
+
+Expectations are computed from what the sandbox store holds (its rows and raw headers, parsed
+here with the stdlib), never from the connector's own output. A `RecordingPacer` stands in for
+the engine's pacer and is compared with the sandbox's request counters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import policy
+from typing import Any
+
+import pytest
+
+from connectors.microsoft.config import MicrosoftConfig
+from connectors.microsoft.graph import graph_error, retry_after_s
+from connectors.microsoft.sync import MicrosoftSyncSource
+from core.errors import (
+    CursorExpired,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    ReauthRequired,
+)
+from core.records import (
+    Address,
+    Change,
+    EventDeleted,
+    EventRecord,
+    MessageDeleted,
+    MessageRecord,
+)
+
+SCOPES = ["User.Read", "Mail.ReadBasic", "Calendars.ReadWrite"]
+SYNCED_WELL_KNOWN = ("inbox", "sentitems", "archive")
+NOT_SYNCED = ("drafts", "junkemail", "deleteditems", "outbox", "conversationhistory")
+T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordingPacer:
+    """A Pacer that never waits and remembers every call."""
+
+    acquired: list[tuple[float, str]] = field(default_factory=list)
+    penalties: list[tuple[float, str]] = field(default_factory=list)
+
+    def acquire(self, units: float, *, bucket: str) -> None:
+        self.acquired.append((units, bucket))
+
+    def penalize(self, retry_after_s: float, *, bucket: str) -> None:
+        self.penalties.append((retry_after_s, bucket))
+
+    @property
+    def units(self) -> float:
+        return sum(units for units, _ in self.acquired)
+
+
+def mint_token(sandbox: Any, email: str, scopes: list[str] = SCOPES, ttl_s: int = 3600) -> str:
+    from sandbox.microsoft.identity import access_token
+
+    with sandbox.app.app_context():
+        return access_token(
+            sandbox.state.store.get_mailbox(email), "warmline-sandbox", scopes, ttl_s
+        )
+
+
+def config_for(sandbox: Any, **overrides: Any) -> MicrosoftConfig:
+    values: dict[str, Any] = {
+        "client_id": "warmline-sandbox",
+        "client_secret": "sandbox-secret",
+        "authority": f"{sandbox.https_url}/common",
+        "graph_root": f"{sandbox.https_url}/v1.0",
+        "ca_bundle": sandbox.ca_path,
+        "timeout_s": 10.0,
+    }
+    values.update(overrides)
+    return MicrosoftConfig(**values)
+
+
+def make_source(
+    sandbox: Any,
+    email: str,
+    *,
+    pacer: RecordingPacer | None = None,
+    token: Callable[..., str] | None = None,
+    **kwargs: Any,
+) -> MicrosoftSyncSource:
+    bearer = mint_token(sandbox, email)
+    config = kwargs.pop("config", None) or config_for(sandbox)
+    return MicrosoftSyncSource(
+        config,
+        token=token or (lambda force=False: bearer),
+        pacer=pacer or RecordingPacer(),
+        **kwargs,
+    )
+
+
+@dataclass
+class Replica:
+    """What the sync engine would hold: cursors per stream and the applied records."""
+
+    cursors: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    messages: dict[str, MessageRecord] = field(default_factory=dict)
+    events: dict[str, EventRecord] = field(default_factory=dict)
+    owners: set[str] = field(default_factory=set)
+    pages: int = 0
+
+    def apply(self, changes: list[Change]) -> None:
+        for change in changes:
+            if isinstance(change, MessageRecord):
+                self.messages[change.provider_message_id] = change
+            elif isinstance(change, MessageDeleted):
+                held = self.messages.get(change.provider_message_id)
+                # Delete only the copy still recorded in the folder that reported the removal.
+                if held is not None and change.folder in (None, held.folder):
+                    del self.messages[change.provider_message_id]
+            elif isinstance(change, EventRecord):
+                self.events[change.provider_event_id] = change
+            elif isinstance(change, EventDeleted):
+                self.events.pop(change.provider_event_id, None)
+
+    def sync(self, source: MicrosoftSyncSource, streams: list[str]) -> None:
+        """Run every stream until its phase is complete (one round)."""
+        for stream in streams:
+            cursor, backfill = self.cursors.get(stream, (None, None))
+            while True:
+                page = source.fetch_page(stream, cursor=cursor, backfill_cursor=backfill)
+                self.pages += 1
+                self.apply(page.changes)
+                self.owners.update(page.owner_addresses)
+                cursor, backfill = page.cursor, page.backfill_cursor
+                self.cursors[stream] = (cursor, backfill)
+                if page.is_complete:
+                    assert backfill is None
+                    assert cursor is not None
+                    break
+
+
+def folder_ids(sandbox: Any, https_session: Any, email: str) -> dict[str, str]:
+    """Return store folder key -> Graph folder id, read straight from the sandbox."""
+    bearer = mint_token(sandbox, email)
+    out = {}
+    for row in sandbox.state.store.list_folders(email):
+        key = row.get("well_known_name") or row["id"]
+        answer = https_session.get(
+            f"{sandbox.https_url}/v1.0/me/mailFolders/{key}",
+            headers={"Authorization": f"Bearer {bearer}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        out[key] = answer.json()["id"]
+    return out
+
+
+def parse_list(raw: str | None) -> tuple[Address, ...]:
+    """Parse an address-list header independently with the stdlib (RFC 2047 names decoded)."""
+    if not raw:
+        return ()
+    try:
+        parsed = policy.default.header_factory("To", raw)
+        pairs = [(a.display_name, a.addr_spec) for a in parsed.addresses]  # type: ignore[attr-defined]
+    except Exception:
+        pairs = email.utils.getaddresses([raw])
+    out = []
+    for name, address in pairs:
+        if not address or "@" not in address:
+            continue  # a malformed neighbour Graph would not list as a recipient
+        out.append(Address(address, name if name and name.lower() != address.lower() else None))
+    return tuple(out)
+
+
+def header(row: dict[str, Any], name: str) -> str | None:
+    return next((v for k, v in row["headers"] if k.lower() == name.lower()), None)
+
+
+def sent_time(row: dict[str, Any]) -> dt.datetime:
+    """The Date header in UTC, whole seconds; Graph falls back to delivery time without one."""
+    moment = None
+    raw = header(row, "Date")
+    if raw:
+        try:
+            moment = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            moment = None
+    if moment is None:
+        return dt.datetime.fromtimestamp(row["internal_ms"] // 1000, dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _unfold(value: str | None) -> str | None:
+    return " ".join(value.split()) or None if value is not None else None
+
+
+def subject_of(row: dict[str, Any]) -> str:
+    raw = header(row, "Subject")
+    return str(policy.default.header_factory("Subject", raw)) if raw is not None else ""
+
+
+def expected_messages(
+    sandbox: Any, email_addr: str, ids: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Every live message in a synced folder, as the fields the connector must report."""
+    store = sandbox.state.store
+    out = {}
+    for key, graph_id in ids.items():
+        if key in NOT_SYNCED:
+            continue
+        rows, _ = store.list_messages(email_addr, folder=key, page_size=5000)
+        for row in rows:
+            out[row["id"]] = {
+                "folder": graph_id,
+                "received_at": dt.datetime.fromtimestamp(row["internal_ms"] // 1000, dt.UTC),
+                "sent_at": sent_time(row),
+                "subject": subject_of(row),
+                "thread_known": True,
+                "from_": parse_list(header(row, "From")),
+                "sender": parse_list(header(row, "Sender")) or parse_list(header(row, "From")),
+                "to": parse_list(header(row, "To")),
+                "cc": parse_list(header(row, "Cc")),
+                "bcc": parse_list(header(row, "Bcc")),
+                "reply_to": parse_list(header(row, "Reply-To")),
+                "internet_message_id": header(row, "Message-ID"),
+                "list_id": header(row, "List-Id"),
+                "in_reply_to": _unfold(header(row, "In-Reply-To")),
+                "references": _unfold(header(row, "References")),
+                "has_list_unsubscribe": header(row, "List-Unsubscribe") is not None,
+                "is_sent": key == "sentitems",
+                "is_inbox": key == "inbox",
+            }
+    return out
+
+
+def observed(record: MessageRecord) -> dict[str, Any]:
+    return {
+        "folder": record.folder,
+        "received_at": record.received_at,
+        "sent_at": record.sent_at,
+        "subject": record.subject,
+        "thread_known": bool(record.provider_thread_id),
+        "from_": record.from_,
+        "sender": record.sender,
+        "to": record.to,
+        "cc": record.cc,
+        "bcc": record.bcc,
+        "reply_to": record.reply_to,
+        "internet_message_id": record.internet_message_id,
+        "list_id": " ".join(record.list_id.split()) if record.list_id else None,
+        "in_reply_to": record.in_reply_to,
+        "references": record.references,
+        "has_list_unsubscribe": record.has_list_unsubscribe,
+        "is_sent": record.is_sent,
+        "is_inbox": record.is_inbox,
+    }
+
+
+def assert_replica_matches_store(
+    sandbox: Any, email_addr: str, replica: Replica, ids: dict[str, str]
+) -> None:
+    expected = expected_messages(sandbox, email_addr, ids)
+    assert set(replica.messages) == set(expected)
+    for message_id, want in expected.items():
+        if want["list_id"]:
+            want = {**want, "list_id": " ".join(want["list_id"].split())}
+        assert observed(replica.messages[message_id]) == want, message_id
+
+
+@pytest.fixture
+def box(make_mailbox: Callable[..., str]) -> str:
+    return make_mailbox("microsoft", messages=300)
+
+
+# -- mail --------------------------------------------------------------------------------------
+
+
+def test_full_then_incremental_mail_matches_store(
+    sandbox: Any, https_session: Any, box: str
+) -> None:
+    from sandbox.generate import generate_activity
+
+    store = sandbox.state.store
+    ids = folder_ids(sandbox, https_session, box)
+    pacer = RecordingPacer()
+    source = make_source(sandbox, box, pacer=pacer)
+    streams = source.list_streams()
+    mail_streams = [s for s in streams if s.startswith("mail:")]
+    assert streams[-1] == "calendar"
+    assert mail_streams[:2] == [f"mail:{ids['sentitems']}", f"mail:{ids['inbox']}"]
+    synced = {s.removeprefix("mail:") for s in mail_streams}
+    assert {ids[k] for k in SYNCED_WELL_KNOWN} <= synced
+    assert not synced & {ids[k] for k in NOT_SYNCED if k in ids}
+    custom = {gid for key, gid in ids.items() if key not in SYNCED_WELL_KNOWN + NOT_SYNCED}
+    assert custom, "user folders (incl. 'Travel/2024', 'Ärzte')"
+    assert custom <= synced
+
+    replica = Replica()
+    replica.sync(source, mail_streams)
+    assert_replica_matches_store(sandbox, box, replica, ids)
+    box_row = store.get_mailbox(box)
+    aliases = {a["email"].lower() for a in box_row["aliases"]}
+    assert {a.lower() for a in replica.owners} == {box} | aliases
+    # The awkward wire forms came through parsed, not canonicalised.
+    names = [a.name for m in replica.messages.values() for a in m.from_ + m.to if a.name]
+    assert any(not n.isascii() for n in names), "RFC 2047 names decoded"
+    assert not any("=?" in n for n in names)
+    addresses = [a.address for m in replica.messages.values() for a in m.from_ + m.to]
+    assert any(a != a.lower() for a in addresses), "mixed case kept as sent"
+    assert any("xn--" in a or not a.isascii() for a in addresses), "IDN domains present"
+    assert all(m.received_at.tzinfo is dt.UTC for m in replica.messages.values())
+    assert any(m.in_reply_to for m in replica.messages.values()), "threading headers read"
+    assert any(m.list_id for m in replica.messages.values()), "list mail recognisable"
+    assert sum(1 for m in replica.messages.values() if m.is_sent) == store.count_messages(
+        box, folder="sentitems"
+    )
+
+    counts = source.mailbox_counts()
+    assert counts["messages"] == len(replica.messages)
+    assert counts[f"folder:{ids['inbox']}"] == store.count_messages(box, folder="inbox")
+
+    # A living mailbox: new, deleted, label changes (archive/trash/spam move folders), moves.
+    inbox_rows, _ = store.list_messages(box, folder="inbox", page_size=2)
+    moved_id = inbox_rows[0]["id"]
+    store.move_message(box, moved_id, folder="archive")
+    done = generate_activity(store, box, seed=11, new=12, deleted=6, label_changes=10, moved=10)
+    assert done["deleted"]
+    assert done["moved"]
+
+    replica.sync(source, source.list_streams())
+    assert_replica_matches_store(sandbox, box, replica, ids)
+    moved_row = store.get_message(box, moved_id)
+    if moved_row is not None and moved_row["folder"] not in NOT_SYNCED:  # activity may move it on
+        assert replica.messages[moved_id].folder == ids[moved_row["folder"]]
+    assert any(folder not in NOT_SYNCED for _, folder in done["moved"])
+    for message_id in done["deleted"]:
+        assert message_id not in replica.messages
+
+    # The same move seen in the other stream order (target folder first) is not lost either.
+    again = Replica(cursors=dict(replica.cursors), messages=dict(replica.messages))
+    archive_rows, _ = store.list_messages(box, folder="archive", page_size=1)
+    back_id = archive_rows[0]["id"]
+    store.move_message(box, back_id, folder="inbox")
+    again.sync(source, list(reversed(source.list_streams())))
+    assert again.messages[back_id].folder == ids["inbox"]
+    assert_replica_matches_store(sandbox, box, again, ids)
+
+
+def test_pacer_sees_every_request(sandbox: Any, box: str) -> None:
+    controls = sandbox.state.controls
+    controls.reset_counters()
+    pacer = RecordingPacer()
+    source = make_source(sandbox, box, pacer=pacer)
+    replica = Replica()
+    replica.sync(source, source.list_streams())
+    source.mailbox_counts()
+
+    counters = controls.counters(box)
+    graph_requests = sum(c["requests"] for (svc, m), c in counters.items() if m != "batch")
+    batches = counters[("graph", "batch")]["requests"]
+    batch_items = sum(units for units, _ in pacer.acquired if units > 1)
+    assert {bucket for _, bucket in pacer.acquired} == {"graph"}
+    # Units: one per request Graph counts (each $batch item counts on its own).
+    assert pacer.units == graph_requests
+    # Calls: one per HTTP request we sent (a $batch is one call for all its items).
+    assert len(pacer.acquired) == graph_requests - batch_items + batches
+    # One delta page per folder (500 messages a page) plus a fixed discovery cost: 300 messages
+    # and a calendar take ~30 Graph requests (two folder discoveries of 9 $batch items each).
+    messages = sandbox.state.store.count_messages(box)
+    assert graph_requests / messages < 0.15, (graph_requests, messages)
+
+
+def test_expired_delta_token_is_cursor_expired(sandbox: Any, box: str) -> None:
+    source = make_source(sandbox, box)
+    stream = next(s for s in source.list_streams() if s.startswith("mail:"))
+    first = source.fetch_page(stream, cursor=None, backfill_cursor=None)
+    assert first.is_complete
+    sandbox.state.store.expire_cursors(box)
+    with pytest.raises(CursorExpired):
+        source.fetch_page(stream, cursor=first.cursor, backfill_cursor=None)
+    sandbox.state.config["graph_resync_style"] = "location"  # the documented 410 + Location form
+    with pytest.raises(CursorExpired):
+        source.fetch_page(stream, cursor=first.cursor, backfill_cursor=None)
+    # Starting over works.
+    assert source.fetch_page(stream, cursor=None, backfill_cursor=None).changes
+
+
+def test_multi_page_round_advances_only_on_success(
+    sandbox: Any, box: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.microsoft import mail
+
+    monkeypatch.setattr(mail, "MESSAGE_DELTA_PAGE_SIZE", 7)
+    sandbox.state.controls.configure(box, retry_after_s=3)
+    pacer = RecordingPacer()
+    source = make_source(sandbox, box, pacer=pacer)
+    stream = source.list_streams()[1]  # Inbox
+    page = source.fetch_page(stream, cursor=None, backfill_cursor=None)
+    assert len(page.changes) == 7
+    assert page.backfill_cursor is not None
+    assert page.cursor is None
+    assert not page.is_complete
+    assert page.items_total_estimate == sandbox.state.store.count_messages(box, folder="inbox")
+    sandbox.state.controls.fail_next(429, service="graph", mailbox=box, method="messages.delta")
+    with pytest.raises(RateLimited) as raised:
+        source.fetch_page(stream, cursor=None, backfill_cursor=page.backfill_cursor)
+    assert raised.value.retry_after_s == 3
+    assert pacer.penalties == [(3, "graph")]
+    # The engine retries the same backfill cursor: the page is not lost.
+    again = source.fetch_page(stream, cursor=None, backfill_cursor=page.backfill_cursor)
+    assert len(again.changes) == 7
+    assert not {c.provider_message_id for c in again.changes} & {  # type: ignore[union-attr]
+        c.provider_message_id  # type: ignore[union-attr]
+        for c in page.changes
+    }
+    assert again.owner_addresses == ()
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [("500", ProviderUnavailable), ("503", ProviderUnavailable), ("drop", ProviderUnavailable)],
+)
+def test_server_faults_are_provider_unavailable(
+    sandbox: Any, box: str, fault: str, error: type[Exception]
+) -> None:
+    pacer = RecordingPacer()
+    source = make_source(sandbox, box, pacer=pacer)
+    stream = source.list_streams()[0]
+    sandbox.state.controls.configure(box, retry_after_s=4)
+    sandbox.state.controls.fail_next(fault, service="graph", mailbox=box, method="messages.delta")
+    with pytest.raises(error):
+        source.fetch_page(stream, cursor=None, backfill_cursor=None)
+    # 503 carries Retry-After: the whole account is asked to wait.
+    assert pacer.penalties == ([(4, "graph")] if fault == "503" else [])
+
+
+def test_slow_answer_past_the_timeout_is_provider_unavailable(sandbox: Any, box: str) -> None:
+    source = make_source(sandbox, box, config=config_for(sandbox, timeout_s=0.3))
+    stream = source.list_streams()[0]
+    sandbox.state.controls.configure(slow_s=1.0)
+    sandbox.state.controls.fail_next("slow", service="graph", mailbox=box, method="messages.delta")
+    with pytest.raises(ProviderUnavailable):
+        source.fetch_page(stream, cursor=None, backfill_cursor=None)
+
+
+def test_throttled_batch_item_is_rate_limited(sandbox: Any, box: str) -> None:
+    pacer = RecordingPacer()
+    source = make_source(sandbox, box, pacer=pacer)
+    sandbox.state.controls.configure(box, graph_limit=3)  # the batch's 4th item is refused
+    with pytest.raises(RateLimited) as raised:
+        source.list_streams()
+    assert raised.value.retry_after_s is not None
+    assert raised.value.retry_after_s >= 1
+    assert pacer.penalties
+    assert pacer.penalties[0][1] == "graph"
+
+
+def test_expired_access_token_is_refreshed_once(sandbox: Any, box: str) -> None:
+    tokens = iter([mint_token(sandbox, box, ttl_s=-10), mint_token(sandbox, box)])
+    calls: list[int] = []
+
+    def token(force: bool = False) -> str:
+        calls.append(1)
+        return next(tokens)
+
+    source = make_source(sandbox, box, token=token)
+    assert source.list_streams()
+    assert len(calls) == 2
+
+
+def test_token_refused_twice_is_reauth_required(sandbox: Any, box: str) -> None:
+    source = make_source(sandbox, box, token=lambda force=False: "garbage")
+    with pytest.raises(ReauthRequired):
+        source.list_streams()
+
+
+def test_revoked_grant_is_reauth_required(sandbox: Any, box: str) -> None:
+    """The real chain: Graph refuses the token, the refresh through msal finds the grant gone."""
+    from connectors.microsoft.oauth import MicrosoftOAuth
+    from tests.functional.browser import consent
+
+    redirect_uri = "http://127.0.0.1:9/auth/microsoft/callback"
+    oauth = MicrosoftOAuth(config_for(sandbox))
+    # Tokens this short are inside msal's refresh margin, so every refresh() really refreshes.
+    sandbox.state.config["access_token_ttl_s"] = 120
+    start = oauth.start_authorization(redirect_uri=redirect_uri, login_hint=box)
+    callback = consent(start.url, mailbox=box)
+    grant = oauth.complete_authorization(
+        redirect_uri=redirect_uri, secret_payload=start.secret_payload, params=callback.params
+    )
+    stale = iter(["expired-token"])
+
+    def token(force: bool = False) -> str:
+        return next(stale, None) or oauth.refresh(grant.credential).token
+
+    sandbox.state.store.revoke_all_grants(box, "microsoft")
+    source = make_source(sandbox, box, token=token)
+    with pytest.raises(ReauthRequired):
+        source.list_streams()
+
+
+def test_withdrawn_mail_permission_is_reauth_required(sandbox: Any, box: str) -> None:
+    bearer = mint_token(sandbox, box, ["User.Read", "Calendars.ReadWrite"])
+    source = make_source(sandbox, box, token=lambda force=False: bearer)
+    with pytest.raises(ReauthRequired):
+        source.list_streams()
+
+
+def test_bad_requests_are_provider_rejected(sandbox: Any, box: str) -> None:
+    pacer = RecordingPacer()
+    source = make_source(sandbox, box, pacer=pacer)
+    stream = source.list_streams()[0]
+    root = f"{sandbox.https_url}/v1.0"
+    mangled = f"{root}/me/mailFolders/{stream[5:]}/messages/delta?$deltatoken=e30"
+    with pytest.raises(ProviderRejected) as raised:
+        source.fetch_page(stream, cursor=mangled, backfill_cursor=None)
+    assert raised.value.status == 400
+    with pytest.raises(ProviderRejected) as raised:
+        source.fetch_page("mail:does-not-exist", cursor=None, backfill_cursor=None)
+    assert raised.value.status == 404
+
+    # A link to another origin is refused before anything is sent (our token stays home).
+    sent = len(pacer.acquired)
+    for foreign in (
+        f"{sandbox.http_url}/v1.0/me/mailFolders/inbox/messages/delta",  # same host, http
+        "https://graph.example.net/v1.0/me/mailFolders/inbox/messages/delta",
+    ):
+        with pytest.raises(ProviderRejected):
+            source.fetch_page(stream, cursor=foreign, backfill_cursor=None)
+    assert len(pacer.acquired) == sent
+
+
+def test_graph_error_mapping_is_total() -> None:
+    def body(code: str) -> dict[str, Any]:
+        return {"error": {"code": code, "message": "ada@example.org", "innerError": {}}}
+
+    assert isinstance(graph_error(410, body("SyncStateNotFound"), {}), CursorExpired)
+    assert isinstance(graph_error(400, body("syncStateNotFound"), {}), CursorExpired)
+    assert isinstance(graph_error(400, body("resyncRequired"), {}), CursorExpired)
+    assert isinstance(graph_error(401, body("InvalidAuthenticationToken"), {}), ReauthRequired)
+    assert isinstance(graph_error(403, body("ErrorAccessDenied"), {}), ReauthRequired)
+    assert isinstance(graph_error(403, body("Authorization_RequestDenied"), {}), ReauthRequired)
+    assert isinstance(graph_error(403, body("ErrorQuotaExceeded"), {}), ProviderRejected)
+    limited = graph_error(429, body("TooManyRequests"), {"retry-after": "17"})
+    assert isinstance(limited, RateLimited)
+    assert limited.retry_after_s == 17
+    assert isinstance(graph_error(429, None, {}), RateLimited)
+    for status in (500, 502, 503, 504, 599):
+        assert isinstance(graph_error(status, None, {}), ProviderUnavailable)
+    rejected = graph_error(404, body("ErrorItemNotFound"), {})
+    assert isinstance(rejected, ProviderRejected)
+    assert rejected.status == 404
+    assert "ada@" not in str(rejected)  # Graph's message text (it can name people) never leaks
+    now = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+    assert retry_after_s({"Retry-After": "Mon, 02 Nov 2026 09:00:30 GMT"}, now=now) == 30
+    assert retry_after_s({"Retry-After": "soon"}) is None
+
+
+# -- calendar ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def calendar_box(sandbox: Any) -> Iterator[str]:
+    """A mailbox whose primary calendar holds a weekly series (one moved, one cancelled
+    occurrence), a single meeting the user organises and an all-day event."""
+    store = sandbox.state.store
+    me = f"grace-{uuid.uuid4().hex[:8]}@contoso.test"
+    store.create_mailbox(
+        me, provider="microsoft", display_name="Grace Hopper",
+        aliases=[{"email": "g.hopper@contoso.test", "display_name": "Grace", "is_primary": False,
+                  "treat_as_alias": True}],
+        time_zone="Europe/Berlin",
+    )  # fmt: skip
+    cal = store.upsert_calendar(
+        me, id="AAMkADcal0", summary="Calendar", time_zone="Europe/Berlin", is_primary=True
+    )
+    people = [
+        {"email": "g.hopper@contoso.test", "name": "Grace", "response": "accepted"},
+        {"email": "ada@example.org", "name": "=?utf-8?q?Ada_L=C3=B6we?=", "response": "tentative",
+         "optional": True},
+        {"email": "room1@contoso.test", "name": "Room 1", "response": "accepted",
+         "resource": True},
+    ]  # fmt: skip
+    series = {
+        "id": "series1", "status": "confirmed", "summary": "Weekly 1:1", "ical_uid": "uid-series1",
+        "start": {"date_time": "2026-11-02T10:00:00+01:00", "time_zone": "Europe/Berlin"},
+        "end": {"date_time": "2026-11-02T10:30:00+01:00", "time_zone": "Europe/Berlin"},
+        "organizer": {"email": "ada@example.org", "name": "Ada"}, "attendees": people,
+        "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=4"],
+    }  # fmt: skip
+    moved = {
+        **series, "id": "series1_moved", "recurrence": [], "recurring_event_id": "series1",
+        "original_start": {"date_time": "2026-11-09T10:00:00+01:00"},
+        "start": {"date_time": "2026-11-09T15:00:00+01:00", "time_zone": "Europe/Berlin"},
+        "end": {"date_time": "2026-11-09T15:30:00+01:00", "time_zone": "Europe/Berlin"},
+    }  # fmt: skip
+    cancelled = {**moved, "id": "series1_cancel", "status": "cancelled",
+                 "original_start": {"date_time": "2026-11-16T10:00:00+01:00"}}  # fmt: skip
+    single = {
+        "id": "single1", "status": "confirmed", "summary": "Lunch",
+        "start": {"date_time": "2026-11-04T12:00:00+00:00", "time_zone": "UTC"},
+        "end": {"date_time": "2026-11-04T13:00:00+00:00", "time_zone": "UTC"},
+        "organizer": {"email": me, "name": "Grace"}, "attendees": people[1:2],
+    }  # fmt: skip
+    all_day = {
+        "id": "allday1", "status": "confirmed", "summary": "Offsite",
+        "start": {"date": "2026-11-20"}, "end": {"date": "2026-11-21"},
+        "organizer": {"email": me, "name": "Grace"}, "attendees": [],
+    }  # fmt: skip
+    for event in (series, moved, cancelled, single, all_day):
+        store.put_event(me, cal["id"], event)
+    yield me
+    store.delete_mailbox(me)
+
+
+def test_calendar_view_delta_full_incremental_and_expiry(sandbox: Any, calendar_box: str) -> None:
+    store = sandbox.state.store
+    clock = {"now": T0}
+    source = make_source(sandbox, calendar_box, now=lambda: clock["now"])
+    assert "calendar" in source.list_streams()
+    replica = Replica()
+    replica.sync(source, ["calendar"])
+    events = replica.events
+    assert replica.owners == {calendar_box, "g.hopper@contoso.test"}
+    by_kind = sorted(
+        (e.start_at, e.recurring_event_id is not None, e.is_all_day) for e in events.values()
+    )
+    assert by_kind == [
+        (dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC), True, False),
+        (dt.datetime(2026, 11, 4, 12, 0, tzinfo=dt.UTC), False, False),
+        (dt.datetime(2026, 11, 9, 14, 0, tzinfo=dt.UTC), True, False),  # moved, not 9:00
+        (dt.datetime(2026, 11, 20, 0, 0, tzinfo=dt.UTC), False, True),
+        (dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC), True, False),  # 16th cancelled
+    ]
+    weekly = [e for e in events.values() if e.recurring_event_id]
+    assert {e.recurring_event_id for e in weekly} == {"series1"}
+    assert all(e.self_response == "accepted" for e in weekly)
+    first = min(weekly, key=lambda e: e.start_at or T0)
+    assert first.end_at == dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC)
+    assert first.organizer == Address("ada@example.org", "Ada")
+    assert first.ical_uid == "uid-series1"
+    attendees = {a.address: a for a in first.attendees}
+    assert attendees["g.hopper@contoso.test"].is_self
+    assert attendees["g.hopper@contoso.test"].response == "accepted"
+    assert attendees["ada@example.org"].response == "tentative"
+    assert attendees["ada@example.org"].is_optional
+    assert attendees["ada@example.org"].name == "Ada Löwe"
+    assert attendees["room1@contoso.test"].is_resource
+    lunch = events["single1"]
+    assert lunch.self_response == "organizer"
+    assert lunch.organizer == Address(calendar_box, "Grace")
+    assert not any(e.is_cancelled for e in events.values())
+
+    # Incremental: the lunch is deleted, the all-day event moves a day.
+    cal_id = store.list_calendars(calendar_box)[0]["id"]
+    store.delete_event(calendar_box, cal_id, "single1")
+    moved_day = {**store.get_event(calendar_box, cal_id, "allday1"),
+                 "start": {"date": "2026-11-21"}, "end": {"date": "2026-11-22"}}  # fmt: skip
+    store.put_event(calendar_box, cal_id, moved_day)
+    replica.sync(source, ["calendar"])
+    assert "single1" not in replica.events
+    assert replica.events["allday1"].start_at == dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+    assert len(replica.events) == 4
+
+    # The window is fixed by the first call; after a month the stream is restarted.
+    cursor = replica.cursors["calendar"][0]
+    assert cursor is not None
+    clock["now"] = T0 + dt.timedelta(days=31)
+    with pytest.raises(CursorExpired):
+        source.fetch_page("calendar", cursor=cursor, backfill_cursor=None)
+    clock["now"] = T0 + dt.timedelta(days=1)
+    assert source.fetch_page("calendar", cursor=cursor, backfill_cursor=None).changes == []
+
+    # Live Graph sends occurrences sparsely; their master is fetched once when not on the page.
+    sparse = {"id": "occ", "type": "occurrence", "seriesMasterId": "series1"}
+    masters = source._missing_masters([sparse])
+    assert masters["series1"]["organizer"]["emailAddress"]["address"] == "ada@example.org"
+    assert source._missing_masters([{**sparse, "seriesMasterId": "gone"}]) == {}
+
+    store.expire_cursors(calendar_box)
+    with pytest.raises(CursorExpired):
+        source.fetch_page("calendar", cursor=cursor, backfill_cursor=None)
+
+
+def test_sparse_occurrences_borrow_from_their_master() -> None:
+    from connectors.microsoft.calendar import map_delta_items
+
+    master = {
+        "id": "M", "type": "seriesMaster", "iCalUId": "uid-M", "isOrganizer": False,
+        "responseStatus": {"response": "declined"},
+        "organizer": {"emailAddress": {"name": "Ada", "address": "ada@example.org"}},
+        "attendees": [{"type": "required", "status": {"response": "accepted"},
+                       "emailAddress": {"name": "me@x.test", "address": "me@x.test"}}],
+    }  # fmt: skip
+    # What live Graph sends for an occurrence in calendarView delta (docs issue 22197).
+    sparse = {
+        "id": "O1", "type": "occurrence", "seriesMasterId": "M",
+        "start": {"dateTime": "2026-11-02T09:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-11-02T09:30:00.0000000", "timeZone": "UTC"},
+    }  # fmt: skip
+    removed = {"id": "O2", "@removed": {"reason": "deleted"}}
+    changes = map_delta_items(
+        [sparse, master, removed], calendar_id="C", owner_addresses=["ME@x.test"]
+    )
+    assert len(changes) == 2
+    occurrence, gone = changes
+    assert isinstance(occurrence, EventRecord)
+    assert occurrence.organizer == Address("ada@example.org", "Ada")
+    assert occurrence.self_response == "declined"
+    assert occurrence.ical_uid == "uid-M"
+    assert occurrence.attendees[0].is_self
+    assert occurrence.attendees[0].name is None  # Graph repeats the address as the name
+    assert occurrence.start_at == dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
+    assert gone == EventDeleted("C", "O2")
