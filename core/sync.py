@@ -132,6 +132,25 @@ def list_due_accounts(session: Session, *, now: dt.datetime, limit: int = 100) -
     return list(rows)
 
 
+def claim_due_for_dispatch(
+    session: Session, *, now: dt.datetime, redispatch_after_s: float, limit: int = 100
+) -> list[uuid.UUID]:
+    """Return the accounts to wake now, and push their due time back a little.
+
+    The push keeps the dispatcher from queueing the same account every tick while its wake-up
+    message waits for a free worker; if no worker takes it by then (the message was lost with a
+    killed worker), the account is due again and gets a fresh message.
+    """
+    due = list_due_accounts(session, now=now, limit=limit)
+    if due:
+        session.execute(
+            update(ConnectedAccount)
+            .where(ConnectedAccount.id.in_(due))
+            .values(sync_due_at=now + dt.timedelta(seconds=redispatch_after_s))
+        )
+    return due
+
+
 def mark_due(session: Session, *, account_id: uuid.UUID, now: dt.datetime) -> None:
     """Ask for a sync of this account as soon as a worker is free (e.g. right after connect)."""
     session.execute(
@@ -190,6 +209,18 @@ class Engine:
         return result
 
     def _run_claimed(self, account: ConnectedAccount, result: RunResult) -> None:
+        with self.factory() as session:
+            streams_due = session.scalar(
+                select(func.count()).where(
+                    SyncStream.account_id == account.id,
+                    (SyncStream.due_at.is_(None)) | (SyncStream.due_at <= self.clock()),
+                )
+            )
+            has_streams = session.scalar(
+                select(func.count()).where(SyncStream.account_id == account.id)
+            )
+        if has_streams and not streams_due:
+            return  # a duplicate wake-up: nothing to do, and no provider call spent on it
         source = self.source_for(account)
         try:
             streams = source.list_streams()

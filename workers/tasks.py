@@ -12,7 +12,7 @@ from celery import Celery
 from core.db import utcnow
 from core.heartbeats import record_heartbeat
 from core.queue import HEARTBEAT, PING, SYNC_ACCOUNT, SYNC_DISPATCH
-from core.sync import list_due_accounts
+from core.sync import claim_due_for_dispatch
 
 
 def register(app: Celery, *, base: type) -> None:
@@ -46,8 +46,11 @@ def register(app: Celery, *, base: type) -> None:
     @app.task(name=SYNC_DISPATCH, base=base, bind=True, ignore_result=True)
     def sync_dispatch(self: Any) -> int:
         """Wake a worker for every account whose sync is due or whose lease expired."""
+        settings = self.app.warmline_settings
         with self.session() as session:
-            due = list_due_accounts(session, now=utcnow())
+            due = claim_due_for_dispatch(
+                session, now=utcnow(), redispatch_after_s=max(settings.sync_lease_s, 30.0)
+            )
         for account_id in due:
             app.send_task(SYNC_ACCOUNT, args=[str(account_id)])
         return len(due)
