@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import accounts, mailstore
@@ -413,9 +413,16 @@ class Engine:
             account = session.get(ConnectedAccount, account_id)
             if account is None:
                 return
+            labels = cast(Message.labels, String)
             stored = {
+                # Comparable with the provider's count: spam and trash are not in scope (a
+                # message binned after it was synced stays stored, labelled, and never counts).
                 "messages": session.scalar(
-                    select(func.count()).where(Message.account_id == account_id)
+                    select(func.count()).where(
+                        Message.account_id == account_id,
+                        ~labels.like('%"SPAM"%'),
+                        ~labels.like('%"TRASH"%'),
+                    )
                 ),
                 "events": session.scalar(
                     select(func.count()).where(CalendarEvent.account_id == account_id)

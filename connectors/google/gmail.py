@@ -453,6 +453,11 @@ class GmailReader:
         """users.getProfile: emailAddress, messagesTotal, threadsTotal, historyId."""
         return self._call(self.users.getProfile(userId="me"), "getProfile")
 
+    def label_total(self, label_id: str) -> int:
+        """users.labels.get: the label's messagesTotal (only labels.get carries counts)."""
+        body = self._call(self.users.labels().get(userId="me", id=label_id), "labels.get")
+        return int(body.get("messagesTotal") or 0)
+
     def complete_owner(self, owner: Owner) -> None:
         """Fill the owner's addresses once: sendAs if the grant allows it, and the profile."""
         if not owner.send_as_checked:

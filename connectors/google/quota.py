@@ -38,6 +38,7 @@ PROFILES: Final = ("legacy", "2026")
 _LEGACY_COSTS: dict[str, int] = {
     "getProfile": 1,
     "labels.list": 1,
+    "labels.get": 1,
     "sendAs.list": 1,
     "history.list": 2,
     "messages.list": 5,

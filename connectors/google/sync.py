@@ -273,10 +273,18 @@ class GoogleSyncSource:
         raise ProviderRejected(f"unknown Google stream {stream.split(':', 1)[0]!r}")
 
     def mailbox_counts(self) -> dict[str, int]:
-        """Gmail's own totals from users.getProfile (1 unit)."""
-        profile = GmailReader(self._session(), profile=self.quota_profile).get_profile()
+        """Gmail's own totals (getProfile + labels.get SPAM/TRASH: 3 units).
+
+        `messages` is what sync keeps in step: the mailbox without spam and trash, which are
+        never listed (messagesTotal counts them).
+        """
+        reader = GmailReader(self._session(), profile=self.quota_profile)
+        profile = reader.get_profile()
+        total = int(profile.get("messagesTotal") or 0)
+        binned = reader.label_total("SPAM") + reader.label_total("TRASH")
         return {
-            "messages": int(profile.get("messagesTotal") or 0),
+            "messages": total - binned,
+            "messages_including_spam_trash": total,
             "threads": int(profile.get("threadsTotal") or 0),
         }
 

@@ -4,6 +4,7 @@ Routes (``userId`` is ``me`` or the mailbox's own address):
 
 - ``GET  /gmail/v1/users/{userId}/profile``                 users.getProfile
 - ``GET  /gmail/v1/users/{userId}/labels``                  users.labels.list
+- ``GET  /gmail/v1/users/{userId}/labels/{id}``             users.labels.get
 - ``GET  /gmail/v1/users/{userId}/messages``                users.messages.list
 - ``GET  /gmail/v1/users/{userId}/messages/{id}``           users.messages.get
 - ``GET  /gmail/v1/users/{userId}/threads``                 users.threads.list
@@ -75,6 +76,7 @@ _ADDONS = (
 SCOPES: dict[str, frozenset[str]] = {
     "getProfile": frozenset({MAIL, COMPOSE, METADATA, MODIFY, READONLY}),
     "labels.list": frozenset({MAIL, LABELS, METADATA, MODIFY, READONLY}),
+    "labels.get": frozenset({MAIL, LABELS, METADATA, MODIFY, READONLY}),
     "messages.list": frozenset({MAIL, METADATA, MODIFY, READONLY}),
     "messages.get": frozenset({MAIL, METADATA, MODIFY, READONLY, *_ADDONS}),
     "threads.list": frozenset({MAIL, METADATA, MODIFY, READONLY}),
@@ -355,6 +357,35 @@ def list_labels(user_id: str) -> Response:
                 }
             )
         return jsonify({"labels": labels})
+
+
+@bp.get(f"{_USERS}/labels/<label_id>")
+def get_label(user_id: str, label_id: str) -> Response:
+    """users.labels.get: one label with its message and thread totals.
+
+    Only labels.get carries the counts; labels.list omits them.
+    https://developers.google.com/gmail/api/reference/rest/v1/users.labels/get
+    """
+    info = _authorize(user_id, "labels.get")
+    email = info["mailbox"]
+    with _call(email, "labels.get"):
+        store = get_state().store
+        stored = {row["id"]: row for row in store.list_labels(email)}
+        if label_id not in _SYSTEM_LABELS and label_id not in stored:
+            raise GoogleError.not_found()
+        row = stored.get(label_id, {})
+        is_system = label_id in _SYSTEM_LABELS or row.get("type") == "system"
+        return jsonify(
+            {
+                "id": label_id,
+                "name": row.get("name") or label_id,
+                "type": "system" if is_system else "user",
+                "messagesTotal": store.count_messages(email, label_id=label_id),
+                "messagesUnread": store.count_messages(email, label_id=label_id, unread_only=True),
+                "threadsTotal": store.count_threads(email, label_id=label_id),
+                "threadsUnread": 0,
+            }
+        )
 
 
 @bp.get(f"{_USERS}/settings/sendAs")

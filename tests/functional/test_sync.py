@@ -59,7 +59,9 @@ def test_initial_sync_stores_exactly_the_mailbox(
     [account] = browser.client.get("/api/v1/accounts").get_json()["accounts"]
     assert account["sync"]["phase"] == "incremental"
     assert account["sync"]["percent"] == 100
-    assert account["sync"]["coverage"]["provider"]["messages"] >= 1
+    coverage = account["sync"]["coverage"]
+    assert coverage["provider"]["messages"] >= 1
+    assert coverage["message_gap"] == 0, coverage  # reconciled against the provider's count
     with factory_for(legacy_settings)() as session:
         events = session.scalar(select(func.count()).where(CalendarEvent.account_id == account_id))
     assert (events or 0) > 0
