@@ -209,6 +209,8 @@ def _delete_message(
         existing[change.provider_message_id] = message
         return 0
     session.delete(message)
+    # Flush now: a later record of the same id in this page must not be inserted first.
+    session.flush()
     return 1
 
 
@@ -338,6 +340,7 @@ def _delete_event(
     if event is None:
         return 0
     session.delete(event)
+    session.flush()  # as for messages: a re-upsert later in the page must come after
     return 1
 
 

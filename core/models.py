@@ -169,6 +169,8 @@ class Message(Base):
         UniqueConstraint("account_id", "provider_message_id"),
         Index("ix_messages_account_received", "account_id", "received_at"),
         Index("ix_messages_internet_message_id", "internet_message_id"),
+        # Derivation walks threads (reply times, identity evidence) per account.
+        Index("ix_messages_account_thread", "account_id", "provider_thread_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -277,6 +279,7 @@ class Contact(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "address"),
         Index("ix_contacts_user_last_contact", "user_id", "last_contact_at"),
+        Index("ix_contacts_user_person_key", "user_id", "person_key"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -297,6 +300,14 @@ class Contact(Base):
     next_meeting_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     strength: Mapped[int | None] = mapped_column(Integer)
     strength_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # One person, several addresses: rows of one person share this key (core/derive/people).
+    person_key: Mapped[str | None] = mapped_column(String(320))
+    threads_together: Mapped[int] = mapped_column(Integer, default=0)
+    my_reply_median_s: Mapped[int | None] = mapped_column(Integer)
+    their_reply_median_s: Mapped[int | None] = mapped_column(Integer)
+    cadence_days: Mapped[float | None] = mapped_column(Float)
+    one_to_one_meetings: Mapped[int] = mapped_column(Integer, default=0)
+    group_meetings: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -376,6 +387,22 @@ class QuotaHold(Base):
     )
     bucket: Mapped[str] = mapped_column(String(32), primary_key=True)
     until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class DirtyContact(Base):
+    """An address whose derived contact is stale: a committed sync page touched it.
+
+    The sync page transaction records these (cheap, idempotent); derivation drains them in
+    batches, so a correspondent touched by fifty pages in a minute is recomputed once.
+    """
+
+    __tablename__ = "dirty_contacts"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    marked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Heartbeat(Base):

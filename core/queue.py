@@ -25,6 +25,8 @@ PING = "warmline.ping"
 HEARTBEAT = "warmline.heartbeat"
 SYNC_ACCOUNT = "warmline.sync.account"
 SYNC_DISPATCH = "warmline.sync.dispatch"
+DERIVE_USER = "warmline.derive.user"
+DERIVE_REFRESH = "warmline.derive.refresh"
 
 QUEUE = "warmline"
 
@@ -54,6 +56,11 @@ def make_celery(settings: Settings) -> Celery:
         "beat_schedule": {
             "heartbeat": {"task": HEARTBEAT, "schedule": settings.heartbeat_interval_s},
             "sync-dispatch": {"task": SYNC_DISPATCH, "schedule": settings.sync_dispatch_interval_s},
+            # Strength decays with time even when no mail arrives: recompute everyone daily.
+            "derive-refresh": {
+                "task": DERIVE_REFRESH,
+                "schedule": settings.derive_refresh_interval_s,
+            },
         },
     }
     if settings.effective_broker_url.startswith("filesystem://"):

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     sync_dispatch_interval_s: float = Field(
         default=15.0, gt=0, description="How often beat wakes workers for due accounts."
     )
+    derive_refresh_interval_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="How often every user's contacts are fully recomputed (strength decays "
+        "with time even when no mail arrives).",
+    )
     provider_ca_bundle: Path | None = Field(
         default=None,
         description="Extra CA certificate (PEM) for provider endpoints with their own "

@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import accounts, mailstore
+from core import accounts, derive, mailstore
 from core.db import transaction
+from core.derive import dirty
 from core.errors import (
     CursorExpired,
     ProviderRejected,
@@ -73,6 +74,7 @@ class SyncPolicy:
     run_budget_s: float = 600.0  # a run yields the account after this, for fairness
     backoff_base_s: float = 5.0
     backoff_max_s: float = 900.0
+    derive_every_s: float = 10.0  # how often a running sync refreshes the contacts it touched
 
 
 @dataclass
@@ -172,6 +174,7 @@ class Engine:
         clock: Callable[[], dt.datetime],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._last_derive = 0.0
         self.factory = factory
         self.source_for = source_for
         self.policy = policy
@@ -196,6 +199,7 @@ class Engine:
         result = RunResult(claimed=True)
         try:
             self._run_claimed(account, result)
+            self._derive(account.user_id, force=True)
         except (ReauthRequired, AccountUnavailable) as exc:
             result.state = "needs_reauth" if isinstance(exc, ReauthRequired) else "unavailable"
             result.errors.append(type(exc).__name__)
@@ -241,7 +245,7 @@ class Engine:
                 ).one()
                 due = stream.due_at is None or stream.due_at <= self.clock()
             if due:
-                self._run_stream(account.id, name, source, result, started)
+                self._run_stream(account.id, account.user_id, name, source, result, started)
         self._reconcile_if_caught_up(account.id, source)
 
     def _ensure_streams(self, account_id: uuid.UUID, streams: list[str]) -> None:
@@ -264,6 +268,7 @@ class Engine:
     def _run_stream(
         self,
         account_id: uuid.UUID,
+        user_id: uuid.UUID,
         name: str,
         source: SyncSource,
         result: RunResult,
@@ -292,6 +297,7 @@ class Engine:
                 result.errors.append(type(exc).__name__)
                 return
             complete = self._commit_page(account_id, name, page)
+            self._derive(user_id, force=False)
             result.pages += 1
             result.changes += len(page.changes)
             if complete or self.monotonic() - started > self.policy.run_budget_s:
@@ -314,11 +320,13 @@ class Engine:
                     SyncStream.account_id == account_id, SyncStream.stream == name
                 )
             ).one()
+            account = session.get(ConnectedAccount, account_id)
+            assert account is not None
+            touched = derive.touched_addresses(session, account_id=account_id, changes=page.changes)
             mailstore.apply_changes(
                 session, account_id=account_id, changes=page.changes, generation=stream.generation
             )
-            account = session.get(ConnectedAccount, account_id)
-            assert account is not None
+            dirty.mark_dirty(session, user_id=account.user_id, addresses=touched, now=now)
             for address in page.owner_addresses:
                 accounts.record_account_address(session, account=account, address=address)
             stream.items_seen += sum(isinstance(c, MessageRecord) for c in page.changes)
@@ -338,6 +346,21 @@ class Engine:
             stream.last_success_at = now
             stream.due_at = now + dt.timedelta(seconds=self.policy.poll_interval_s)
             return True
+
+    def _derive(self, user_id: uuid.UUID, *, force: bool) -> None:
+        """Refresh the contacts recent pages touched, at most every `derive_every_s`.
+
+        During a long initial sync this makes the sidebar useful early; at the end of a run
+        (`force`) it drains everything the run touched.
+        """
+        if not force and self.monotonic() - self._last_derive < self.policy.derive_every_s:
+            return
+        self._last_derive = self.monotonic()
+        for _ in range(10_000 if force else 1):  # bounded: batches of 500 contacts
+            with transaction(self.factory) as session:
+                dirty.drain(session, user_id=user_id, now=self.clock())
+                if not dirty.has_dirty(session, user_id=user_id):
+                    return
 
     def _restart_listing(self, account_id: uuid.UUID, name: str) -> None:
         with transaction(self.factory) as session:

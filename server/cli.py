@@ -73,6 +73,40 @@ def db_current() -> None:
     click.echo(f"current: {current}  head: {migrations.head_revision()}")
 
 
+@cli.command()
+@click.option("--rebuild", is_flag=True, help="Recompute every contact from scratch.")
+@click.option("--user", "email", default=None, help="Only this user (their sign-in address).")
+def derive(rebuild: bool, email: str | None) -> None:
+    """Bring derived contacts up to date (all of them with --rebuild)."""
+    from sqlalchemy import select
+
+    from core.db import make_engine, make_session_factory, transaction, utcnow
+    from core.derive import dirty, rebuild_user
+    from core.models import User
+
+    settings = _settings()
+    factory = make_session_factory(make_engine(settings.effective_database_url))
+    with factory() as session:
+        query = select(User.id, User.email)
+        if email:
+            query = query.where(User.email == email.lower())
+        users = list(session.execute(query))
+    if email and not users:
+        raise click.ClickException(f"no user signed in as {email}")
+    started = time.monotonic()
+    for user_id, user_email in users:
+        with transaction(factory) as session:
+            if rebuild:
+                result = rebuild_user(session, user_id=user_id, now=utcnow())
+            else:
+                result = dirty.drain(session, user_id=user_id, now=utcnow(), limit=1_000_000)
+        click.echo(
+            f"{user_email}: {result.contacts_written} contacts written, "
+            f"{result.contacts_deleted} removed"
+        )
+    click.echo(f"done in {time.monotonic() - started:.1f}s")
+
+
 @cli.group()
 def keys() -> None:
     """Encryption keys for tokens at rest."""

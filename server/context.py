@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import accounts, connect
 from core.models import Provider
 from core.ports import OAuthProvider
+from core.queue import DERIVE_USER
 from core.settings import Settings
 from core.vault import Vault
 
@@ -45,13 +46,16 @@ def disconnect_account(*, user_id: uuid.UUID, account_id: uuid.UUID) -> connect.
     with session_factory()() as session:
         account = accounts.get_account(session, user_id=user_id, account_id=account_id)
         provider = account.provider if account else None
-    return connect.disconnect(
+    result = connect.disconnect(
         session_factory(),
         user_id=user_id,
         account_id=account_id,
         oauth=oauth_providers().get(provider) if provider else None,
         vault=vault(),
     )
+    if result is not None:  # contacts are rebuilt from the accounts that remain
+        celery().send_task(DERIVE_USER, args=[str(user_id)])
+    return result
 
 
 def db() -> Session:

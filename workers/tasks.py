@@ -8,10 +8,13 @@ import uuid
 from typing import Any
 
 from celery import Celery
+from sqlalchemy import select
 
 from core.db import utcnow
+from core.derive import rebuild_user
 from core.heartbeats import record_heartbeat
-from core.queue import HEARTBEAT, PING, SYNC_ACCOUNT, SYNC_DISPATCH
+from core.models import User
+from core.queue import DERIVE_REFRESH, DERIVE_USER, HEARTBEAT, PING, SYNC_ACCOUNT, SYNC_DISPATCH
 from core.sync import claim_due_for_dispatch
 
 
@@ -54,3 +57,18 @@ def register(app: Celery, *, base: type) -> None:
         for account_id in due:
             app.send_task(SYNC_ACCOUNT, args=[str(account_id)])
         return len(due)
+
+    @app.task(name=DERIVE_USER, base=base, bind=True, ignore_result=True)
+    def derive_user(self: Any, user_id: str) -> int:
+        """Recompute every contact of one user (after a disconnect, say)."""
+        with self.session() as session:
+            return rebuild_user(session, user_id=uuid.UUID(user_id), now=utcnow()).contacts_written
+
+    @app.task(name=DERIVE_REFRESH, base=base, bind=True, ignore_result=True)
+    def derive_refresh(self: Any) -> int:
+        """Queue a full recompute for every user (beat, daily)."""
+        with self.session() as session:
+            users = list(session.scalars(select(User.id)))
+        for user_id in users:
+            app.send_task(DERIVE_USER, args=[str(user_id)])
+        return len(users)

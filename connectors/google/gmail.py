@@ -115,26 +115,86 @@ def _salvage(addr: str) -> str | None:
     return found.group(1) if found else None
 
 
+def split_entries(header: str) -> list[str]:
+    """Split an address-list header at the commas that separate entries.
+
+    Commas inside quotes ("Smith, Ann" <ann@x>), angle brackets, comments or a group's member
+    list belong to their entry.
+    """
+    entries: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    angle = paren = 0
+    group = False
+    for ch in header:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif not quoted:
+            if ch == "<":
+                angle += 1
+            elif ch == ">":
+                angle -= 1
+            elif ch == "(":
+                paren += 1
+            elif ch == ")":
+                paren -= 1
+            elif ch == ":" and not angle and not paren:
+                group = True
+            elif ch == ";" and group:
+                group = False
+            elif ch == "," and not angle and not paren and not group:
+                entries.append("".join(current))
+                current = []
+                continue
+        current.append(ch)
+    entries.append("".join(current))
+    return [e.strip() for e in entries if e.strip()]
+
+
+def is_well_formed(entry: str) -> bool:
+    """True when quotes, angle brackets and comments of an entry are balanced.
+
+    RFC 5322 has no reading for `Ann <ann@x.org` or `"Ann <ann@x.org>`: such an entry is not an
+    address, and guessing one out of it would invent correspondents; the other, well-formed
+    entries of the same header still count.
+    """
+    unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', "", entry)
+    if '"' in unquoted:
+        return False
+    opens, closes = unquoted.count("<"), unquoted.count(">")
+    if opens != closes or opens > 1 or (opens and unquoted.index("<") > unquoted.index(">")):
+        return False
+    return unquoted.count("(") == unquoted.count(")")
+
+
 def parse_addresses(values: Iterable[str]) -> tuple[Address, ...]:
     """Parse address headers (all occurrences of one header) into addresses, in order.
 
-    Group syntax contributes its members ("undisclosed-recipients:;" none); pieces without a
-    usable addr-spec are dropped; display names are RFC 2047 decoded; addresses keep their case
-    and IDN form (canonicalisation is core's job).
+    Group syntax contributes its members ("undisclosed-recipients:;" none); malformed entries
+    and pieces without a usable addr-spec are dropped, the header's other entries kept; display
+    names are RFC 2047 decoded; addresses keep their case and IDN form (canonicalisation is
+    core's job).
     """
     out: list[Address] = []
     for value in values:
         unfolded = re.sub(r"\r?\n[ \t]*", " ", value)
-        try:
-            pairs = _getaddresses(unfolded)
-        except Exception:  # hostile input must never stop a sync
-            pairs = [("", piece) for piece in unfolded.split(",")]
-        for name, addr in pairs:
-            spec = _salvage(addr)
-            if spec is None:
+        for entry in split_entries(unfolded):
+            if not is_well_formed(entry):
                 continue
-            clean = decode_words(name).strip().strip('"').strip() if name else ""
-            out.append(Address(address=spec, name=clean or None))
+            try:
+                pairs = _getaddresses(entry)
+            except Exception:  # noqa: S112 (hostile input must never stop a sync)
+                continue
+            for name, addr in pairs:
+                spec = _salvage(addr)
+                if spec is None:
+                    continue
+                clean = decode_words(name).strip().strip('"').strip() if name else ""
+                out.append(Address(address=spec, name=clean or None))
     return tuple(out)
 
 

@@ -9,7 +9,7 @@ Streams and cursors (the sync engine stores `cursor` and `backfill_cursor` per s
   query options live in its token). A round that spans several pages — the initial listing or a
   large incremental one — continues through `backfill_cursor` while `cursor` keeps the previous
   deltaLink, so a crash replays at most one page.
-- "calendar": calendarView delta of the primary calendar (calendar.py). Cursors are JSON
+- "calendar:<id>": calendarView delta of each calendar the user owns (calendar.py). Cursors are JSON
   `{"link": <nextLink|deltaLink>, "window_start": ISO, "window_end": ISO}`: the window is fixed
   by the first call and lives inside Graph's tokens, so its bounds are kept beside the link.
   Once the future horizon has shrunk by `calendar_renew_days` (default 30), the next
@@ -47,7 +47,7 @@ from core.errors import (
 from core.ports import Pacer, TokenSource
 from core.records import Change, Page
 
-CALENDAR_STREAM = "calendar"
+CALENDAR_PREFIX = "calendar:"
 MAIL_PREFIX = "mail:"
 FOLDER_PAGE_SIZE = 100  # mailFolders listing `$top`; the default is 10
 ME_SELECT = "id,mail,userPrincipalName,proxyAddresses"
@@ -86,15 +86,20 @@ class MicrosoftSyncSource:
     # -- SyncSource ----------------------------------------------------------------------------
 
     def list_streams(self) -> list[str]:
-        """Return "mail:<id>" per synced folder (Sent Items and Inbox first) and "calendar"."""
+        """Return "mail:<id>" per synced folder (Sent Items and Inbox first), then
+        "calendar:<id>" per calendar the user owns (default first)."""
         folders = self._discover_folders()
         ordered = sorted(folders.values(), key=lambda f: (not f.is_sent, not f.is_inbox))
-        return [MAIL_PREFIX + f.id for f in ordered] + [CALENDAR_STREAM]
+        return [MAIL_PREFIX + f.id for f in ordered] + [
+            CALENDAR_PREFIX + c for c in self._owned_calendars()
+        ]
 
     def fetch_page(self, stream: str, *, cursor: str | None, backfill_cursor: str | None) -> Page:
         """Return the next page of `stream` (see the module docstring for the cursor shapes)."""
-        if stream == CALENDAR_STREAM:
-            return self._calendar_page(cursor=cursor, backfill_cursor=backfill_cursor)
+        if stream.startswith(CALENDAR_PREFIX) and len(stream) > len(CALENDAR_PREFIX):
+            return self._calendar_page(
+                stream[len(CALENDAR_PREFIX) :], cursor=cursor, backfill_cursor=backfill_cursor
+            )
         if stream.startswith(MAIL_PREFIX) and len(stream) > len(MAIL_PREFIX):
             return self._mail_page(
                 stream[len(MAIL_PREFIX) :], cursor=cursor, backfill_cursor=backfill_cursor
@@ -183,7 +188,31 @@ class MicrosoftSyncSource:
 
     # -- calendar ------------------------------------------------------------------------------
 
-    def _calendar_page(self, *, cursor: str | None, backfill_cursor: str | None) -> Page:
+    def _owned_calendars(self) -> list[str]:
+        """Ids of the calendars the user owns, default first.
+
+        Meetings count only on the user's own calendars (DEFINITIONS.md); a calendar shared by
+        someone else names them as its owner. /me/calendarView covers only the default one, so
+        each owned calendar is its own calendarView delta
+        (https://learn.microsoft.com/graph/delta-query-events: "... of the default calendar or
+        some other specified calendar of a user").
+        """
+        owners = {a.lower() for a in self._owners()}
+        body = self.graph.get(
+            "me/calendars", params={"$select": "id,isDefaultCalendar,canEdit,owner", "$top": "100"}
+        )
+        owned: list[tuple[bool, str]] = []
+        for item in body.get("value") or []:
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            owner = ((item.get("owner") or {}).get("address") or "").lower()
+            if item.get("isDefaultCalendar") or (owner in owners and item.get("canEdit")):
+                owned.append((not item.get("isDefaultCalendar"), str(item["id"])))
+        return [calendar_id for _, calendar_id in sorted(owned)]
+
+    def _calendar_page(
+        self, calendar_id: str, *, cursor: str | None, backfill_cursor: str | None
+    ) -> Page:
         prefer = [f"odata.maxpagesize={cal.EVENT_DELTA_PAGE_SIZE}", 'outlook.timezone="UTC"']
         first = cursor is None and backfill_cursor is None
         if backfill_cursor:
@@ -196,12 +225,14 @@ class MicrosoftSyncSource:
                 self._now(), past_days=self.window_past_days, future_days=self.window_future_days
             )
             state = _CalendarCursor(
-                link=self.graph.url("me/calendarView/delta", cal.graph_window_params(start, end)),
+                link=self.graph.url(
+                    f"me/calendars/{_path_id(calendar_id)}/calendarView/delta",
+                    cal.graph_window_params(start, end),
+                ),
                 window_start=start,
                 window_end=end,
             )
         body = self.graph.get(state.link, prefer=prefer)
-        calendar_id = self._primary_calendar_id()
         owners = self._owners()
         items = [i for i in body.get("value") or [] if isinstance(i, dict) and i.get("id")]
         changes = cal.map_delta_items(
@@ -241,11 +272,6 @@ class MicrosoftSyncSource:
                     raise
                 # The series is gone; its removal arrives in the delta. Keep the occurrence.
         return masters
-
-    def _primary_calendar_id(self) -> str:
-        if self._calendar_id is None:
-            self._calendar_id = str(self.graph.get("me/calendar", params={"$select": "id"})["id"])
-        return self._calendar_id
 
     # -- shared --------------------------------------------------------------------------------
 

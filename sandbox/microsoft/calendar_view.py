@@ -178,10 +178,22 @@ def _page_size() -> tuple[int, list[str]]:
 
 @bp.get(f"{GRAPH}/me/calendarView/delta")
 @bp.get(f"{GRAPH}/me/calendarview/delta")
-def calendar_view_delta() -> Response:
-    """One page of a calendarView delta round over the primary calendar."""
+@bp.get(f"{GRAPH}/me/calendar/calendarView/delta")
+@bp.get(f"{GRAPH}/me/calendars/<calendar_id>/calendarView/delta")
+@bp.get(f"{GRAPH}/me/calendars/<calendar_id>/calendarview/delta")
+def calendar_view_delta(calendar_id: str | None = None) -> Response:
+    """One page of a calendarView delta round over the primary or a named calendar.
+
+    The delta-query concept page: "A calendar view is a collection of events in a date/time
+    range (../me/calendarView) of the default calendar or some other specified calendar of a
+    user" (https://learn.microsoft.com/graph/delta-query-events).
+    """
     with graph_call("calendarView.delta", CAL_READ_BASIC) as caller:
         state = get_state()
+        if calendar_id is not None and state.store.get_calendar(caller.email, calendar_id) is None:
+            raise GraphError(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
         for option in ("$select", "$filter", "$orderby", "$expand", "$search"):
             if option in request.args:
                 raise GraphError(
@@ -224,7 +236,11 @@ def calendar_view_delta() -> Response:
             raise resync_error(initial_url, int(tok["s"] or tok["h"]), current)
         tz_name, tz, applied_tz = view_timezone()
         size, applied = _page_size()
-        cal = primary_calendar(caller)
+        cal = (
+            state.store.get_calendar(caller.email, calendar_id)
+            if calendar_id is not None
+            else primary_calendar(caller)
+        )
         incremental = bool(tok["s"])
         offset = int(tok.get("k", 0))
         try:

@@ -41,7 +41,7 @@ import email.utils
 import hashlib
 import re
 from collections.abc import Callable
-from email import policy
+from email import errors, policy
 from typing import Any
 
 from flask import Response, request
@@ -376,20 +376,64 @@ def _header(headers: list[list[str]], name: str) -> str | None:
 
 
 def _addresses(raw: str | None) -> list[dict[str, Any]]:
-    """Parse an address-list header (RFC 2047 names decoded) into Graph recipients."""
-    if not raw:
-        return []
-    out = []
-    try:
-        parsed = policy.default.header_factory("To", raw)
-        pairs = [(a.display_name, a.addr_spec) for a in parsed.addresses]  # type: ignore[attr-defined]
-    except Exception:
-        pairs = email.utils.getaddresses([raw])
-    for name, address in pairs:
-        if not address or "@" not in address:
+    """Parse an address-list header (RFC 2047 names decoded) into Graph recipients.
+
+    [?] An entry the parser finds broken (an unclosed `<` or quote) yields no recipient:
+    Exchange's handling of such headers is undocumented, and inventing an address out of one
+    would be a guess. The header's other entries still count.
+    """
+    out: list[dict[str, Any]] = []
+    for entry in _entries(raw or ""):
+        try:
+            parsed = policy.default.header_factory("To", entry)
+        except Exception:  # noqa: S112 (an unparseable entry is no recipient)
             continue
-        out.append({"emailAddress": {"name": name or address, "address": address}})
+        if any(isinstance(d, errors.InvalidHeaderDefect) for d in parsed.defects):
+            continue
+        for a in parsed.addresses:  # type: ignore[attr-defined]
+            if a.addr_spec and "@" in a.addr_spec:
+                name = a.display_name or a.addr_spec
+                out.append({"emailAddress": {"name": name, "address": a.addr_spec}})
     return out
+
+
+def _entries(raw: str) -> list[str]:
+    """Split a header at the commas between entries (not inside quotes, <...> or groups)."""
+    parts: list[str] = []
+    buf: list[str] = []
+    quoted, depth, group = False, 0, False
+    for ch in raw:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            depth += 1
+        elif not quoted and ch == ">":
+            depth = max(0, depth - 1)
+        elif not quoted and ch == ":" and not depth:
+            group = True
+        elif not quoted and ch == ";":
+            group = False
+        elif not quoted and ch == "," and not depth and not group:
+            parts.append("".join(buf))
+            buf = []
+            continue
+        buf.append(ch)
+    parts.append("".join(buf))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _all_addresses(headers: list[list[str]], name: str) -> list[dict[str, Any]]:
+    """Recipients from every occurrence of an address header, in order.
+
+    [?] RFC 5322 allows one To/Cc/Bcc per message, but real mail repeats them; Exchange's
+    recipient lists hold everyone the message was addressed to, so all occurrences count.
+    """
+    lower = name.lower()
+    found: list[dict[str, Any]] = []
+    for key, value in headers:
+        if key.lower() == lower:
+            found += _addresses(value)
+    return found
 
 
 def _sent_ms(headers: list[list[str]], fallback_ms: int) -> int:
@@ -456,9 +500,9 @@ def message_resource(
         "body": {"contentType": "text", "content": row.get("snippet") or ""},
         "sender": sender[0] if sender else None,
         "from": from_[0] if from_ else None,
-        "toRecipients": _addresses(_header(headers, "To")),
-        "ccRecipients": _addresses(_header(headers, "Cc")),
-        "bccRecipients": _addresses(_header(headers, "Bcc")),
+        "toRecipients": _all_addresses(headers, "To"),
+        "ccRecipients": _all_addresses(headers, "Cc"),
+        "bccRecipients": _all_addresses(headers, "Bcc"),
         "replyTo": _addresses(_header(headers, "Reply-To")),
         "flag": {"flagStatus": "notFlagged"},
         "uniqueBody": {"contentType": "text", "content": row.get("snippet") or ""},

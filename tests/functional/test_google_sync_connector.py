@@ -230,8 +230,7 @@ def test_hostile_headers_keep_every_valid_address():
     assert got == (
         Address("J@Müller-Bau.DE", "Jürgen"),
         Address("Pat.OBrien@EXAMPLE.com", "O'Brien, Pat"),
-        Address("broken@example.com", "Broken Name"),
-        Address("q@example.com", None),
+        # An unclosed "<" or quote makes an entry no address at all (not a guessed one).
         Address("c@xn--caf-dma.fr", "caf\ufffd"),  # unknown charset: replaced, not fatal
         Address("n@x.org", "=?UTF-8?B?!!notbase64?="),
         Address("a@x.com", None),

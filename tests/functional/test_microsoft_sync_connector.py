@@ -8,6 +8,7 @@ the engine's pacer and is compared with the sandbox's request counters.
 from __future__ import annotations
 
 import datetime as dt
+import email.errors
 import email.utils
 import uuid
 from collections.abc import Callable, Iterator
@@ -160,15 +161,35 @@ def folder_ids(sandbox: Any, https_session: Any, email: str) -> dict[str, str]:
     return out
 
 
+def _split(raw: str) -> list[str]:
+    parts, buf, quoted, depth = [], "", False, 0
+    for ch in raw:
+        quoted = not quoted if ch == '"' else quoted
+        depth += (ch == "<") - (ch == ">") if not quoted else 0
+        if ch == "," and not quoted and depth <= 0:
+            parts.append(buf)
+            buf = ""
+        else:
+            buf += ch
+    return [p.strip() for p in [*parts, buf] if p.strip()]
+
+
 def parse_list(raw: str | None) -> tuple[Address, ...]:
-    """Parse an address-list header independently with the stdlib (RFC 2047 names decoded)."""
+    """Parse an address-list header independently with the stdlib (RFC 2047 names decoded).
+
+    A malformed entry (unclosed `<` or quote) names no recipient; its neighbours still do.
+    """
     if not raw:
         return ()
-    try:
-        parsed = policy.default.header_factory("To", raw)
-        pairs = [(a.display_name, a.addr_spec) for a in parsed.addresses]  # type: ignore[attr-defined]
-    except Exception:
-        pairs = email.utils.getaddresses([raw])
+    pairs = []
+    for entry in _split(raw):
+        try:
+            parsed = policy.default.header_factory("To", entry)
+        except Exception:  # noqa: S112 (unparseable: no recipient)
+            continue
+        if any(isinstance(d, email.errors.InvalidHeaderDefect) for d in parsed.defects):
+            continue
+        pairs += [(a.display_name, a.addr_spec) for a in parsed.addresses]  # type: ignore[attr-defined]
     out = []
     for name, address in pairs:
         if not address or "@" not in address:
@@ -179,6 +200,12 @@ def parse_list(raw: str | None) -> tuple[Address, ...]:
 
 def header(row: dict[str, Any], name: str) -> str | None:
     return next((v for k, v in row["headers"] if k.lower() == name.lower()), None)
+
+
+def header_all(row: dict[str, Any], name: str) -> str | None:
+    """Every occurrence of an address header, joined (real mail repeats Cc)."""
+    found = [v for k, v in row["headers"] if k.lower() == name.lower()]
+    return ", ".join(found) if found else None
 
 
 def sent_time(row: dict[str, Any]) -> dt.datetime:
@@ -225,9 +252,9 @@ def expected_messages(
                 "thread_known": True,
                 "from_": parse_list(header(row, "From")),
                 "sender": parse_list(header(row, "Sender")) or parse_list(header(row, "From")),
-                "to": parse_list(header(row, "To")),
-                "cc": parse_list(header(row, "Cc")),
-                "bcc": parse_list(header(row, "Bcc")),
+                "to": parse_list(header_all(row, "To")),
+                "cc": parse_list(header_all(row, "Cc")),
+                "bcc": parse_list(header_all(row, "Bcc")),
                 "reply_to": parse_list(header(row, "Reply-To")),
                 "internet_message_id": header(row, "Message-ID"),
                 "list_id": header(row, "List-Id"),
@@ -293,7 +320,7 @@ def test_full_then_incremental_mail_matches_store(
     source = make_source(sandbox, box, pacer=pacer)
     streams = source.list_streams()
     mail_streams = [s for s in streams if s.startswith("mail:")]
-    assert streams[-1] == "calendar"
+    assert streams[-1].startswith("calendar:")
     assert mail_streams[:2] == [f"mail:{ids['sentitems']}", f"mail:{ids['inbox']}"]
     synced = {s.removeprefix("mail:") for s in mail_streams}
     assert {ids[k] for k in SYNCED_WELL_KNOWN} <= synced
@@ -627,9 +654,9 @@ def test_calendar_view_delta_full_incremental_and_expiry(sandbox: Any, calendar_
     store = sandbox.state.store
     clock = {"now": T0}
     source = make_source(sandbox, calendar_box, now=lambda: clock["now"])
-    assert "calendar" in source.list_streams()
+    calendar = next(s for s in source.list_streams() if s.startswith("calendar:"))
     replica = Replica()
-    replica.sync(source, ["calendar"])
+    replica.sync(source, [calendar])
     events = replica.events
     assert replica.owners == {calendar_box, "g.hopper@contoso.test"}
     by_kind = sorted(
@@ -667,19 +694,19 @@ def test_calendar_view_delta_full_incremental_and_expiry(sandbox: Any, calendar_
     moved_day = {**store.get_event(calendar_box, cal_id, "allday1"),
                  "start": {"date": "2026-11-21"}, "end": {"date": "2026-11-22"}}  # fmt: skip
     store.put_event(calendar_box, cal_id, moved_day)
-    replica.sync(source, ["calendar"])
+    replica.sync(source, [calendar])
     assert "single1" not in replica.events
     assert replica.events["allday1"].start_at == dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
     assert len(replica.events) == 4
 
     # The window is fixed by the first call; after a month the stream is restarted.
-    cursor = replica.cursors["calendar"][0]
+    cursor = replica.cursors[calendar][0]
     assert cursor is not None
     clock["now"] = T0 + dt.timedelta(days=31)
     with pytest.raises(CursorExpired):
-        source.fetch_page("calendar", cursor=cursor, backfill_cursor=None)
+        source.fetch_page(calendar, cursor=cursor, backfill_cursor=None)
     clock["now"] = T0 + dt.timedelta(days=1)
-    assert source.fetch_page("calendar", cursor=cursor, backfill_cursor=None).changes == []
+    assert source.fetch_page(calendar, cursor=cursor, backfill_cursor=None).changes == []
 
     # Live Graph sends occurrences sparsely; their master is fetched once when not on the page.
     sparse = {"id": "occ", "type": "occurrence", "seriesMasterId": "series1"}
@@ -689,7 +716,7 @@ def test_calendar_view_delta_full_incremental_and_expiry(sandbox: Any, calendar_
 
     store.expire_cursors(calendar_box)
     with pytest.raises(CursorExpired):
-        source.fetch_page("calendar", cursor=cursor, backfill_cursor=None)
+        source.fetch_page(calendar, cursor=cursor, backfill_cursor=None)
 
 
 def test_sparse_occurrences_borrow_from_their_master() -> None:
