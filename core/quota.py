@@ -5,7 +5,8 @@ minute, and a client that runs into 429s wastes its budget on refusals and backo
 never asks the provider for more than the limit: before each request (or batch) a connector
 reserves its cost here, and the reservation is admitted only while the units reserved in the
 trailing window stay within `safety * limit` — an exact sliding window, the same shape Google's
-per-user-per-minute limit has. Reservations live in the database, so two workers on two machines
+per-user-per-minute limit has, widened by a small margin for the time requests take to arrive.
+Reservations live in the database, so two workers on two machines
 still share one budget per mailbox. A 429 the provider sends anyway becomes a hold (`penalize`)
 that every process honours.
 
@@ -44,7 +45,8 @@ class DbPacer:
         *,
         account_id: uuid.UUID,
         limits: Mapping[str, QuotaLimit],
-        safety: float = 0.98,
+        safety: float = 1.0,
+        window_margin_s: float = 3.0,
         clock: Callable[[], dt.datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         lease_owner: str | None = None,
@@ -54,6 +56,11 @@ class DbPacer:
         self.account_id = account_id
         self.limits = dict(limits)
         self.safety = safety
+        # Requests reach the provider a little after they are admitted (latency, and the parts
+        # of a batch arrive one after another), so a reservation is kept for `window_margin_s`
+        # beyond the provider's window: arrival times then never crowd more than the limit
+        # into any real window.
+        self.window_margin_s = window_margin_s
         self.clock = clock
         self.sleep = sleep
         self.lease_owner = lease_owner  # a sync holding the account's lease renews it here
@@ -89,7 +96,7 @@ class DbPacer:
             hold = session.get(QuotaHold, (self.account_id, bucket))
             if hold is not None and hold.until > now:
                 return (hold.until - now).total_seconds()
-            since = now - dt.timedelta(seconds=limit.window_s)
+            since = now - dt.timedelta(seconds=limit.window_s + self.window_margin_s)
             window = (
                 QuotaReservation.account_id == self.account_id,
                 QuotaReservation.bucket == bucket,
@@ -119,7 +126,7 @@ class DbPacer:
                 freed += spent
                 if freed >= excess:
                     return max((at - since).total_seconds(), 0.001)
-            return limit.window_s
+            return limit.window_s + self.window_margin_s
 
     def _lock_account(self, session: Session) -> None:
         # Writing first takes the lock; a sync waiting for quota also keeps its lease alive.

@@ -89,7 +89,7 @@ class DeriveResult:
 
 
 @dataclass
-class _Ctx:
+class UserContext:
     user_id: uuid.UUID
     account_ids: list[uuid.UUID]
     own: people.OwnAddresses
@@ -110,12 +110,12 @@ class _Facts:
 
 def rebuild_user(session: Session, *, user_id: uuid.UUID, now: dt.datetime) -> DeriveResult:
     """Recompute every contact of the user from the stored mail and calendars."""
-    ctx = _context(session, user_id)
+    ctx = user_context(session, user_id)
     all_names = _names(session, ctx, scope=None)
     own_variants = sorted(a for a in all_names if a in ctx.own)
     facts = _Facts(names=all_names)
     facts.lists = _list_addresses(session, ctx, scope=None)
-    facts.meetings = _meetings(session, ctx, scope=None)
+    facts.meetings = qualifying_meetings(session, ctx, scope=None)
     facts.person_key = _person_keys_all(session, ctx, all_names)
     derived = dict(_derive(session, ctx, facts, own_variants, scope=None, now=now))
     return _write(session, ctx, derived, scope=None)
@@ -125,14 +125,14 @@ def update_contacts(
     session: Session, *, user_id: uuid.UUID, addresses: Iterable[str], now: dt.datetime
 ) -> DeriveResult:
     """Recompute exactly the contacts whose facts `addresses` can change (see module doc)."""
-    ctx = _context(session, user_id)
+    ctx = user_context(session, user_id)
     touched = {a for a in (canonical_address(x) for x in addresses) if a and a not in ctx.own}
     if not touched:
         return DeriveResult(0, 0)
     scope, person_key, names = _merge_scope(session, ctx, touched)
     facts = _Facts(names=names, person_key=person_key)
     facts.lists = _list_addresses(session, ctx, scope=scope)
-    facts.meetings = _meetings(session, ctx, scope=scope)
+    facts.meetings = qualifying_meetings(session, ctx, scope=scope)
     own_variants = _own_variants_near(session, ctx, scope)
     derived = dict(_derive(session, ctx, facts, own_variants, scope=scope, now=now))
     return _write(session, ctx, derived, scope=scope)
@@ -186,7 +186,8 @@ def touched_addresses(
 # Context
 
 
-def _context(session: Session, user_id: uuid.UUID) -> _Ctx:
+def user_context(session: Session, user_id: uuid.UUID) -> UserContext:
+    """The user's accounts and own addresses, as every derivation query needs them."""
     accounts = session.execute(
         select(ConnectedAccount.id, ConnectedAccount.email).where(
             ConnectedAccount.user_id == user_id
@@ -201,10 +202,10 @@ def _context(session: Session, user_id: uuid.UUID) -> _Ctx:
                 select(AccountAddress.address).where(AccountAddress.account_id.in_(account_ids))
             )
         ]
-    return _Ctx(user_id, account_ids, people.OwnAddresses.of(own))
+    return UserContext(user_id, account_ids, people.OwnAddresses.of(own))
 
 
-def _counted_messages(ctx: _Ctx) -> Any:
+def _counted_messages(ctx: UserContext) -> Any:
     """WHERE clause of the messages that may count (not spam, trash, draft; user's accounts)."""
     return and_(
         Message.account_id.in_(ctx.account_ids),
@@ -221,7 +222,7 @@ def _messages_of(scope: Collection[str]) -> Any:
 
 
 def _names(
-    session: Session, ctx: _Ctx, *, scope: Collection[str] | None
+    session: Session, ctx: UserContext, *, scope: Collection[str] | None
 ) -> dict[str, dict[str, int]]:
     """Return address → {display name: times seen} (every participant role, counted mail)."""
     names: dict[str, dict[str, int]] = {}
@@ -241,7 +242,7 @@ def _names(
     return names
 
 
-def _own_variants_near(session: Session, ctx: _Ctx, scope: Collection[str]) -> list[str]:
+def _own_variants_near(session: Session, ctx: UserContext, scope: Collection[str]) -> list[str]:
     """Return the user's own addresses as written in the messages involving `scope`."""
     found: set[str] = set()
     for chunk in _chunks(sorted(scope)):
@@ -257,7 +258,9 @@ def _own_variants_near(session: Session, ctx: _Ctx, scope: Collection[str]) -> l
     return sorted(found)
 
 
-def _list_addresses(session: Session, ctx: _Ctx, *, scope: Collection[str] | None) -> set[str]:
+def _list_addresses(
+    session: Session, ctx: UserContext, *, scope: Collection[str] | None
+) -> set[str]:
     found: set[str] = set()
     for chunk in _scoped(scope):
         query = (
@@ -274,8 +277,8 @@ def _list_addresses(session: Session, ctx: _Ctx, *, scope: Collection[str] | Non
     return found
 
 
-def _meetings(
-    session: Session, ctx: _Ctx, *, scope: Collection[str] | None
+def qualifying_meetings(
+    session: Session, ctx: UserContext, *, scope: Collection[str] | None
 ) -> dict[str, list[MeetingItem]]:
     """Return address → qualifying meeting occurrences (DEFINITIONS.md "Meetings")."""
     base = and_(
@@ -361,7 +364,7 @@ def _occurrence(
 
 
 def _person_keys_all(
-    session: Session, ctx: _Ctx, names: dict[str, dict[str, int]]
+    session: Session, ctx: UserContext, names: dict[str, dict[str, int]]
 ) -> dict[str, str]:
     """Return address → person key for every address (threads read only for merge candidates)."""
     by_name: dict[str, set[str]] = {}
@@ -379,7 +382,7 @@ def _person_keys_all(
 
 
 def _merge_scope(
-    session: Session, ctx: _Ctx, touched: set[str]
+    session: Session, ctx: UserContext, touched: set[str]
 ) -> tuple[set[str], dict[str, str], dict[str, dict[str, int]]]:
     """Return (touched widened to whole merged persons, their person keys, their names).
 
@@ -434,7 +437,7 @@ def _thread_key() -> Any:
     )
 
 
-def _threads(session: Session, ctx: _Ctx, addresses: Sequence[str]) -> dict[str, set[str]]:
+def _threads(session: Session, ctx: UserContext, addresses: Sequence[str]) -> dict[str, set[str]]:
     threads: dict[str, set[str]] = {}
     for chunk in _chunks(addresses):
         query = (
@@ -448,7 +451,7 @@ def _threads(session: Session, ctx: _Ctx, addresses: Sequence[str]) -> dict[str,
     return threads
 
 
-def _thread_members(session: Session, ctx: _Ctx, threads: set[str]) -> set[str]:
+def _thread_members(session: Session, ctx: UserContext, threads: set[str]) -> set[str]:
     members: set[str] = set()
     for chunk in _chunks(sorted(threads)):
         members.update(session.scalars(
@@ -462,7 +465,9 @@ def _thread_members(session: Session, ctx: _Ctx, threads: set[str]) -> set[str]:
 # Mail: one streamed row per (address, message, direction), folded per address
 
 
-def _mail_query(ctx: _Ctx, own_variants: list[str], chunk: Sequence[str] | None) -> Select[Any]:
+def _mail_query(
+    ctx: UserContext, own_variants: list[str], chunk: Sequence[str] | None
+) -> Select[Any]:
     counted = _counted_messages(ctx)
     if chunk is not None:
         counted = and_(counted, Message.id.in_(_messages_of(chunk)))
@@ -527,7 +532,7 @@ class _Derived:
 
 def _derive(
     session: Session,
-    ctx: _Ctx,
+    ctx: UserContext,
     facts: _Facts,
     own_variants: list[str],
     *,
@@ -621,7 +626,7 @@ def _contact(
 
 def _write(
     session: Session,
-    ctx: _Ctx,
+    ctx: UserContext,
     derived: dict[str, dict[str, Any]],
     *,
     scope: Collection[str] | None,

@@ -49,6 +49,7 @@ def test_the_2026_gmail_budget_buys_300_message_gets_a_minute_and_no_more(
         account_id=account_id,
         limits={"gmail": QuotaLimit(6000, 60.0)},
         safety=1.0,
+        window_margin_s=0.0,
         clock=clock,
         sleep=clock.sleep,
     )
@@ -116,3 +117,27 @@ def test_unknown_buckets_are_not_paced(migrated_settings: Settings) -> None:
     pacer.acquire(10**9, bucket="anything")
     assert clock.slept == 0.0
     assert isinstance(account_id, uuid.UUID)
+
+
+def test_the_arrival_margin_keeps_late_arriving_requests_inside_the_limit(
+    migrated_settings: Settings,
+) -> None:
+    """A request admitted at t may reach the provider seconds later (a batch's last part)."""
+    factory, account_id = _account(migrated_settings)
+    clock = Clock()
+    pacer = DbPacer(
+        factory,
+        account_id=account_id,
+        limits={"gmail": QuotaLimit(6000, 60.0)},
+        window_margin_s=3.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    admitted = []
+    for _ in range(60):
+        pacer.acquire(1000, bucket="gmail")
+        admitted.append(clock.now)
+    # Even if each request arrives up to 3 s after admission, no 60 s window sees over 6,000.
+    for i, t in enumerate(admitted):
+        late_window_end = t + dt.timedelta(seconds=60 + 3)
+        assert sum(1 for u in admitted[i:] if u < late_window_end) * 1000 <= 6000
