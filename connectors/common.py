@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import requests
+
 
 def expiry_from_now(expires_in: object) -> dt.datetime | None:
     """Turn an OAuth `expires_in` (seconds, number or string) into an absolute UTC time."""
@@ -12,3 +14,16 @@ def expiry_from_now(expires_in: object) -> dt.datetime | None:
     except (TypeError, ValueError):
         return None
     return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+
+
+def http_session(ca_bundle: str | None) -> requests.Session:
+    """A requests session that verifies against `ca_bundle` when one is configured.
+
+    requests lets REQUESTS_CA_BUNDLE override Session.verify, so a configured bundle also turns
+    environment lookups off for this session (PROVIDERS.md §5).
+    """
+    session = requests.Session()
+    if ca_bundle:
+        session.trust_env = False
+        session.verify = ca_bundle
+    return session

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from connectors.common import http_session
+
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -29,16 +31,8 @@ class GoogleConfig:
     timeout_s: float = 30.0
 
     def http_session(self) -> requests.Session:
-        """A requests session that verifies against `ca_bundle` when one is configured.
-
-        requests lets REQUESTS_CA_BUNDLE override Session.verify, so a configured bundle also
-        turns environment lookups off for this session.
-        """
-        session = requests.Session()
-        if self.ca_bundle:
-            session.trust_env = False
-            session.verify = self.ca_bundle
-        return session
+        """A requests session for these endpoints (trusting `ca_bundle` when set)."""
+        return http_session(self.ca_bundle)
 
     def allow_plain_http_on_loopback(self) -> None:
         """Let oauthlib talk plain http to a loopback provider (the sandbox), nothing else.

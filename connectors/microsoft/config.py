@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from connectors.common import http_session
+
 # Hosts msal knows; any other authority (a sandbox, a sovereign proxy) skips instance discovery.
 KNOWN_AUTHORITY_HOSTS = {
     "login.microsoftonline.com",
@@ -31,13 +33,5 @@ class MicrosoftConfig:
         return urlsplit(self.authority).hostname in KNOWN_AUTHORITY_HOSTS
 
     def http_session(self) -> requests.Session:
-        """A requests session verifying against `ca_bundle` when configured.
-
-        requests lets REQUESTS_CA_BUNDLE override Session.verify, so a configured bundle also
-        turns environment lookups off for this session.
-        """
-        session = requests.Session()
-        if self.ca_bundle:
-            session.trust_env = False
-            session.verify = self.ca_bundle
-        return session
+        """A requests session for these endpoints (trusting `ca_bundle` when set)."""
+        return http_session(self.ca_bundle)
