@@ -119,28 +119,29 @@ def split_entries(header: str) -> list[str]:
     """Split an address-list header at the commas that separate entries.
 
     Commas inside quotes ("Smith, Ann" <ann@x>), angle brackets, comments or a group's member
-    list belong to their entry.
+    list belong to their entry. A `<` or `"` that is never closed opens nothing: it must not
+    swallow the well-formed entries after it.
     """
     entries: list[str] = []
     current: list[str] = []
     quoted = escaped = False
     angle = paren = 0
     group = False
-    for ch in header:
+    for i, ch in enumerate(header):
         if escaped:
             escaped = False
         elif ch == "\\" and quoted:
             escaped = True
-        elif ch == '"':
+        elif ch == '"' and (quoted or _quote_closes(header, i)):
             quoted = not quoted
         elif not quoted:
-            if ch == "<":
+            if ch == "<" and _closes_before_comma(header, i):
                 angle += 1
-            elif ch == ">":
+            elif ch == ">" and angle:
                 angle -= 1
             elif ch == "(":
                 paren += 1
-            elif ch == ")":
+            elif ch == ")" and paren:
                 paren -= 1
             elif ch == ":" and not angle and not paren:
                 group = True
@@ -153,6 +154,20 @@ def split_entries(header: str) -> list[str]:
         current.append(ch)
     entries.append("".join(current))
     return [e.strip() for e in entries if e.strip()]
+
+
+def _quote_closes(header: str, start: int) -> bool:
+    # A quoted display name is followed by its <angle-addr> (a quoted local part by "@");
+    # a quote whose next quote is not is an unterminated one, opening another entry's name.
+    close = header.find('"', start + 1)
+    return close != -1 and header[close + 1 :].lstrip()[:1] in ("<", "@")
+
+
+def _closes_before_comma(header: str, start: int) -> bool:
+    # An angle-addr holds no comma: a "<" whose ">" comes only after a comma is never closed.
+    close = header.find(">", start)
+    comma = header.find(",", start)
+    return close != -1 and (comma == -1 or close < comma)
 
 
 def is_well_formed(entry: str) -> bool:
