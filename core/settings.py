@@ -128,6 +128,26 @@ class Settings(BaseSettings):
         description="How often every user's contacts are fully recomputed (strength decays "
         "with time even when no mail arrives).",
     )
+    # Add-ons (PROVIDERS.md §7, README "Add-ons"): server/addons.py.
+    google_addon_service_account: str | None = Field(
+        default=None,
+        description="Gmail add-on: the add-ons service agent that signs Google's calls, "
+        "`service-<PROJECT_NUMBER>@gcp-sa-gsuiteaddons.iam.gserviceaccount.com`. "
+        "Unset: the Gmail add-on is off.",
+    )
+    google_addon_certs_uri: str = Field(
+        default="https://www.googleapis.com/oauth2/v1/certs",
+        description="Gmail add-on: certificates that sign Google's ID tokens (`{kid: PEM}`).",
+    )
+    microsoft_addin_audience: str | None = Field(
+        default=None,
+        description="Outlook add-in: our app ID URI, the `aud` of nested-app-auth access tokens "
+        "(e.g. `api://<client-id>`). Unset: only Warmline API tokens are accepted.",
+    )
+    microsoft_addin_scope: str = Field(
+        default="access_as_user",
+        description="Outlook add-in: the scope (`scp`) those access tokens must carry.",
+    )
     provider_ca_bundle: Path | None = Field(
         default=None,
         description="Extra CA certificate (PEM) for provider endpoints with their own "
