@@ -318,6 +318,7 @@ def _make_people(rng: random.Random, n: int, user_domain: str) -> list[_Person]:
             while addr in used:
                 addr = f"{local}{rng.randrange(10, 99)}@{domain}"
             used[addr] = None
+            local = addr.rpartition("@")[0]  # the wire form must name the same mailbox
             wire = addr
             if not domain.isascii():
                 # Some mailers write the A-label, others the U-label (RFC 6532).

@@ -24,7 +24,10 @@ from tests.functional.syncing import factory_for, sync_until_idle
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
 
-GENERATED_AT_MS = int(dt.datetime(2026, 11, 20, tzinfo=dt.UTC).timestamp() * 1000)
+# Generated "today" (midnight UTC): the same mailbox all day, and never older than Outlook's
+# calendarView window (two years back), which it would slide out of if generated at a fixed date.
+TODAY = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+GENERATED_AT_MS = int(TODAY.timestamp() * 1000)
 
 FIELDS = (
     "inbound_count",
@@ -86,7 +89,7 @@ def test_derived_fields_equal_the_ground_truth(
     sandbox.state.controls.set_quota_profile("legacy")
     settings = settings.model_copy(update={"gmail_quota_profile": "legacy"})
     # A fixed mailbox (seed and generation time), so the comparison is the same on every run.
-    mailbox = make_mailbox(provider, messages=400, seed=2, now_ms=GENERATED_AT_MS)
+    mailbox = make_mailbox(provider, messages=400, seed=2, now_ms=GENERATED_AT_MS, days=700)
     browser.connect(provider, mailbox)
     account_id = uuid.UUID(browser.client.get("/api/v1/accounts").get_json()["accounts"][0]["id"])
     sync_until_idle(settings, account_id)
