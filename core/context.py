@@ -380,8 +380,10 @@ def _other_addresses(session: Session, scope: _Scope, contact: Contact) -> list[
 
 
 def _counted(scope: _Scope) -> Any:
+    # coalesce() keeps the planner from starting at the account index (every message of the
+    # mailbox): these queries must start from the contact's or the thread's own index.
     return and_(
-        Message.account_id.in_(scope.account_ids),
+        func.coalesce(Message.account_id, Message.account_id).in_(scope.account_ids),
         Message.is_excluded.is_(False),
         or_(Message.folder.is_(None), Message.folder.not_in(EXCLUDED_FOLDERS)),
     )
@@ -418,11 +420,13 @@ def _recent_threads(session: Session, scope: _Scope, address: str) -> list[dict[
     ).all()
     if not heads:
         return []
-    # The whole of each thread, not only the messages the contact is on.
-    conditions = [
-        and_(Message.account_id == account_id, _thread_key() == key) for account_id, key, _ in heads
-    ]
-    rows = session.execute(
+    # The whole of each thread, not only the messages the contact is on. Reach the rows
+    # through the indexed columns the key is made of (an expression cannot use an index),
+    # then keep exactly the wanted keys.
+    wanted = {(account_id, key) for account_id, key, _ in heads}
+    keys = sorted({key for _, key, _ in heads})
+    row_ids = [int(k[3:]) for k in keys if k.startswith("id:") and k[3:].isdigit()]
+    candidates = session.execute(
         select(
             Message.id,
             Message.account_id,
@@ -432,9 +436,17 @@ def _recent_threads(session: Session, scope: _Scope, address: str) -> list[dict[
             Message.subject,
             Message.is_sent,
         )
-        .where(_counted(scope), Message.account_id.in_({h[0] for h in heads}), or_(*conditions))
+        .where(
+            _counted(scope),
+            or_(
+                Message.provider_thread_id.in_(keys),
+                Message.internet_message_id.in_(keys),
+                Message.id.in_(row_ids),
+            ),
+        )
         .order_by(Message.received_at)
     ).all()
+    rows = [r for r in candidates if (r.account_id, r[2]) in wanted]
     senders = _participants(session, [r.id for r in rows], roles=(ParticipantRole.FROM,))
     threads: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
     for row in rows:
