@@ -45,7 +45,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -428,15 +428,28 @@ def list_send_as(user_id: str) -> Response:
 @bp.get(f"{_USERS}/messages")
 def list_messages(user_id: str) -> Response:
     """users.messages.list: ids newest first, labelIds AND-ed, spam/trash hidden by default."""
-    info = _authorize(user_id, "messages.list")
+    return _list_page(
+        user_id,
+        "messages.list",
+        key="messages",
+        item=lambda r: {"id": r["id"], "threadId": r["thread_id"]},
+    )
+
+
+def _list_page(
+    user_id: str, method: str, *, key: str, item: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Response:
+    """One page of messages.list or threads.list: same filters, paging and estimate."""
+    info = _authorize(user_id, method)
     email = info["mailbox"]
     labels, include_spam_trash = _list_filters(info)
     page_size = _int_param("maxResults", DEFAULT_PAGE, maximum=MAX_PAGE)
     after = _decode_token(_page_token())
-    with _call(email, "messages.list"):
+    with _call(email, method):
         store = get_state().store
+        lister = store.list_messages if key == "messages" else store.list_threads
         try:
-            rows, cursor = store.list_messages(
+            rows, cursor = lister(
                 email,
                 label_ids=labels,
                 include_spam_trash=include_spam_trash,
@@ -447,20 +460,18 @@ def list_messages(user_id: str) -> Response:
             raise GoogleError.bad_request("Invalid pageToken", location="pageToken") from None
         body: dict[str, Any] = {}
         if rows:
-            body["messages"] = [{"id": r["id"], "threadId": r["thread_id"]} for r in rows]
+            body[key] = [item(r) for r in rows]
         token = _encode_token(cursor)
         if token:
             body["nextPageToken"] = token
-        body["resultSizeEstimate"] = _estimate(email, labels, len(rows), cursor)
+        # "Estimated total number of results": exact for one label, the page when it is the
+        # last; `_page_token()` tells a first page apart from a later one.
+        if cursor is None and not _page_token():
+            body["resultSizeEstimate"] = len(rows)
+        else:
+            count = store.count_messages if key == "messages" else store.count_threads
+            body["resultSizeEstimate"] = count(email, label_id=labels[0] if labels else None)
         return jsonify(body)
-
-
-def _estimate(email: str, labels: list[str], page_len: int, cursor: str | None) -> int:
-    # "Estimated total number of results": exact for one label, the page when it is the last.
-    if cursor is None and not _page_token():
-        return page_len
-    store = get_state().store
-    return store.count_messages(email, label_id=labels[0] if labels else None)
 
 
 @bp.get(f"{_USERS}/messages/<message_id>")
@@ -481,36 +492,12 @@ def get_message(user_id: str, message_id: str) -> Response:
 @bp.get(f"{_USERS}/threads")
 def list_threads(user_id: str) -> Response:
     """users.threads.list: threads newest first by their latest message."""
-    info = _authorize(user_id, "threads.list")
-    email = info["mailbox"]
-    labels, include_spam_trash = _list_filters(info)
-    page_size = _int_param("maxResults", DEFAULT_PAGE, maximum=MAX_PAGE)
-    after = _decode_token(_page_token())
-    with _call(email, "threads.list"):
-        store = get_state().store
-        try:
-            rows, cursor = store.list_threads(
-                email,
-                label_ids=labels,
-                include_spam_trash=include_spam_trash,
-                page_size=page_size,
-                after=after,
-            )
-        except ValueError:
-            raise GoogleError.bad_request("Invalid pageToken", location="pageToken") from None
-        body: dict[str, Any] = {}
-        if rows:
-            body["threads"] = [{"id": r["id"], "historyId": str(r["history_id"])} for r in rows]
-        token = _encode_token(cursor)
-        if token:
-            body["nextPageToken"] = token
-        if cursor is None and not _page_token():
-            body["resultSizeEstimate"] = len(rows)
-        else:
-            body["resultSizeEstimate"] = store.count_threads(
-                email, label_id=labels[0] if labels else None
-            )
-        return jsonify(body)
+    return _list_page(
+        user_id,
+        "threads.list",
+        key="threads",
+        item=lambda r: {"id": r["id"], "historyId": str(r["history_id"])},
+    )
 
 
 @bp.get(f"{_USERS}/threads/<thread_id>")
