@@ -1019,25 +1019,31 @@ class Store:
             if not body.get("created_ms"):
                 body["created_ms"] = json.loads(prev[0]).get("created_ms") if prev else stamp
             body["updated_ms"] = stamp
-            body.setdefault("ical_uid", f"{body['id']}@sandbox")
-            start_ms, end_ms = _event_window(body)
-            _, seq = self._bump(conn, email, seq=1)
-            conn.execute(
-                "INSERT OR REPLACE INTO event VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    email,
-                    calendar_id,
-                    body["id"],
-                    json.dumps(body, ensure_ascii=False),
-                    body.get("ical_uid"),
-                    body.get("recurring_event_id"),
-                    start_ms,
-                    end_ms,
-                    seq,
-                    int(body.get("status") == "cancelled"),
-                ),
-            )
+            self._write_event(conn, email, calendar_id, body)
         return body
+
+    def _write_event(
+        self, conn: sqlite3.Connection, email: str, calendar_id: str, body: dict
+    ) -> None:
+        """Insert or replace one event row, bumping the mailbox's change sequence."""
+        body.setdefault("ical_uid", f"{body['id']}@sandbox")
+        start_ms, end_ms = _event_window(body)
+        _, seq = self._bump(conn, email, seq=1)
+        conn.execute(
+            "INSERT OR REPLACE INTO event VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                email,
+                calendar_id,
+                body["id"],
+                json.dumps(body, ensure_ascii=False),
+                body.get("ical_uid"),
+                body.get("recurring_event_id"),
+                start_ms,
+                end_ms,
+                seq,
+                int(body.get("status") == "cancelled"),
+            ),
+        )
 
     def put_events(self, email: str, calendar_id: str, bodies: Iterable[dict]) -> int:
         """Bulk insert events whose bodies already carry created_ms/updated_ms (generator)."""
@@ -1045,24 +1051,7 @@ class Store:
         n = 0
         with self.transaction() as conn:
             for body in bodies:
-                start_ms, end_ms = _event_window(body)
-                _, seq = self._bump(conn, email, seq=1)
-                body.setdefault("ical_uid", f"{body['id']}@sandbox")
-                conn.execute(
-                    "INSERT OR REPLACE INTO event VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        email,
-                        calendar_id,
-                        body["id"],
-                        json.dumps(body, ensure_ascii=False),
-                        body.get("ical_uid"),
-                        body.get("recurring_event_id"),
-                        start_ms,
-                        end_ms,
-                        seq,
-                        int(body.get("status") == "cancelled"),
-                    ),
-                )
+                self._write_event(conn, email, calendar_id, body)
                 n += 1
         return n
 
