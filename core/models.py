@@ -74,6 +74,11 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Follow-up preferences (core/followups/policy.py validates and defaults them): time zone,
+    # working hours and days, auto-scheduling, which account's calendar gets the events.
+    preferences: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    # SHA-256 of the secret in the user's ICS feed URL; None when no feed is enabled.
+    ics_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     accounts: Mapped[list[ConnectedAccount]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -105,6 +110,10 @@ class ConnectedAccount(Base):
     sync_lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Last reconciliation against the provider's own totals (see core/coverage).
     coverage: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    # The "Warmline follow-ups" calendar made in this account, and the time zone of the account's
+    # primary calendar as the provider reports it (None where it does not say).
+    followups_calendar_id: Mapped[str | None] = mapped_column(String(512))
+    calendar_time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -282,6 +291,8 @@ class Contact(Base):
         UniqueConstraint("user_id", "address"),
         Index("ix_contacts_user_last_contact", "user_id", "last_contact_at"),
         Index("ix_contacts_user_person_key", "user_id", "person_key"),
+        # The relationships page ranks by strength, paged by keyset (strength, id).
+        Index("ix_contacts_user_strength", "user_id", "strength", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -415,3 +426,62 @@ class Heartbeat(Base):
     component: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class FollowupKind(enum.StrEnum):
+    WAITING_ON_YOU = "waiting_on_you"  # they wrote, you have not replied
+    NO_REPLY = "no_reply"  # you wrote, they have not answered
+    AFTER_MEETING = "after_meeting"  # you met, no email followed
+    GOING_QUIET = "going_quiet"  # the gap passed their usual cadence
+    OFF_SCREEN = "off_screen"  # email only: suggest a call or a meeting
+
+
+class FollowupStatus(enum.StrEnum):
+    OPEN = "open"  # suggested; on the calendar only with auto-scheduling
+    ACCEPTED = "accepted"  # the user wants it on the calendar
+    SNOOZED = "snoozed"  # hidden until `snoozed_until`, then open again if it still holds
+    DONE = "done"  # the user did it; never again for the same cause
+    DISMISSED = "dismissed"  # never again for the same cause
+    RESOLVED = "resolved"  # its condition went away (a reply, a meeting)
+
+
+class Followup(Base):
+    """One suggestion for one contact, for one cause (core/followups)."""
+
+    __tablename__ = "followups"
+    __table_args__ = (
+        UniqueConstraint("user_id", "address", "kind", "cause_key"),
+        Index("ix_followups_user_status", "user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320))  # the contact's canonical address
+    kind: Mapped[FollowupKind] = mapped_column(_enum(FollowupKind))
+    # What made it true (e.g. the time of their unanswered message): a new cause is a new row,
+    # so a dismissed suggestion never comes back for the same cause.
+    cause_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[FollowupStatus] = mapped_column(
+        _enum(FollowupStatus), default=FollowupStatus.OPEN
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    facts: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    snoozed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    invite: Mapped[bool] = mapped_column(Boolean, default=False)  # invite the contact (calls)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Calendar write state (core/followups/calendar.py). `event_key` and `event_spec` are fixed
+    # before the provider is called, so a retried write sends the same id and the same content.
+    event_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("connected_accounts.id", ondelete="SET NULL")
+    )
+    event_calendar_id: Mapped[str | None] = mapped_column(String(512))
+    event_key: Mapped[str | None] = mapped_column(String(64))
+    event_spec: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    event_id: Mapped[str | None] = mapped_column(String(1024))  # the provider's id, once written
+    write_seq: Mapped[int] = mapped_column(Integer, default=0)
+    slot_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    slot_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    calendar_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

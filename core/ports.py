@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -120,3 +121,64 @@ class SyncSource(Protocol):
 
     def mailbox_counts(self) -> dict[str, int]:
         """The provider's own totals, for coverage reports (e.g. {"messages": 1234})."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A busy span, UTC-aware, end exclusive."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+
+@dataclass(frozen=True)
+class FollowupCalendar:
+    """The calendar follow-ups are written to, and the account's time zone where known."""
+
+    calendar_id: str
+    time_zone: str | None  # IANA name of the primary calendar's zone; None if unreported
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One follow-up event, fixed before the first attempt so that every retry sends the same.
+
+    `key` is the idempotency key: 32 base32hex characters (`[a-v0-9]`), valid as a Google client
+    event id and as a Graph `transactionId`. Same key, same content, at most one event.
+    """
+
+    key: str
+    summary: str
+    description: str
+    start: dt.datetime  # UTC-aware
+    end: dt.datetime
+    time_zone: str  # IANA; the event is shown in it
+    attendees: tuple[str, ...] = ()  # invited only when the user asked (calls/meetings)
+    link: str | None = None  # where the user can act on it (the sidebar)
+
+
+class CalendarWriter(Protocol):
+    """The calendar-writing half of a provider connector, for one connected account.
+
+    Every call may raise the core.errors taxonomy (RateLimited, ProviderUnavailable,
+    ReauthRequired, ProviderError). Writes are idempotent by construction: callers retry freely.
+    """
+
+    def ensure_calendar(self, *, known_id: str | None, name: str) -> FollowupCalendar:
+        """Return the follow-ups calendar: `known_id` if it still exists, else the calendar
+        named `name` that this app made earlier, else a new one."""
+
+    def busy(
+        self, *, calendar_ids: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> list[Interval] | None:
+        """Busy spans of the user's primary calendar and of `calendar_ids` in [start, end), or
+        None when the provider cannot answer for this kind of account (e.g. Graph getSchedule
+        on a personal Microsoft account): the caller then relies on the synced events."""
+
+    def put_event(self, calendar_id: str, spec: EventSpec, *, event_id: str | None) -> str:
+        """Create the event (or, given the provider `event_id` from an earlier write, make it
+        match `spec`); return the provider's event id. Retrying with the same spec never makes
+        a second event."""
+
+    def remove_event(self, calendar_id: str, event_id: str) -> None:
+        """Delete the event; an event already gone is not an error."""
