@@ -1,0 +1,1 @@
+"""Follow-up suggestions: rules, slots, calendar writes, ICS feed."""
