@@ -10,6 +10,7 @@ Secrets are `SecretStr` so a repr or a log line never shows them.
 
 from __future__ import annotations
 
+import zoneinfo
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -128,6 +129,45 @@ class Settings(BaseSettings):
         description="How often every user's contacts are fully recomputed (strength decays "
         "with time even when no mail arrives).",
     )
+    # Follow-ups (core/followups): thresholds of the suggestion rules; per-user preferences
+    # (time zone, working hours, auto-scheduling) are set in the app, these are the defaults.
+    followup_reply_working_days: int = Field(
+        default=2, ge=0, description="Waiting on you: working days after their message."
+    )
+    followup_nudge_days: int = Field(
+        default=5, ge=1, description="No reply to you: days after your message before a nudge."
+    )
+    followup_after_meeting_days: int = Field(
+        default=2, ge=0, description="After a meeting: days without an email after it ended."
+    )
+    followup_max_age_days: int = Field(
+        default=30, ge=1, description="Unanswered mail or meetings older than this are history."
+    )
+    followup_quiet_factor: float = Field(
+        default=1.5, gt=1, description="Going quiet: silence beyond this times the cadence."
+    )
+    followup_quiet_min_strength: int = Field(
+        default=50, ge=0, le=100, description="Going quiet: only contacts at least this strong."
+    )
+    followup_offscreen_min_messages: int = Field(
+        default=20, ge=2, description="Take it off the screen: emails both ways, at least."
+    )
+    followup_offscreen_stale_days: int = Field(
+        default=180,
+        ge=1,
+        description="Take it off the screen: a meeting older than this is as good as none.",
+    )
+    followup_default_time_zone: str = Field(
+        default="UTC",
+        description="Time zone for working days and hours when neither the user nor their "
+        "calendar says (IANA name).",
+    )
+    followup_refresh_interval_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How often beat re-evaluates every user's follow-ups (rules depend on "
+        "elapsed time) and retries pending calendar writes.",
+    )
     # Add-ons (PROVIDERS.md §7, README "Add-ons"): server/addons.py.
     google_addon_service_account: str | None = Field(
         default=None,
@@ -165,6 +205,15 @@ class Settings(BaseSettings):
     def _profile(cls, value: str) -> str:
         if value not in {"2026", "legacy"}:
             raise ValueError("gmail_quota_profile must be 2026 or legacy")
+        return value
+
+    @field_validator("followup_default_time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
 
     @field_validator("log_level")

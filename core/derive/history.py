@@ -62,6 +62,8 @@ class MeetingItem:
     start_at: dt.datetime
     end_at: dt.datetime
     is_group: bool = False
+    people: int = 1  # invited besides the user (resources aside); follow-up rules read it
+    recurring: bool = False  # an occurrence of a recurring series
 
 
 @dataclass

@@ -339,6 +339,7 @@ def qualifying_meetings(
                 EventAttendee.is_organizer,
                 EventAttendee.is_self,
                 EventAttendee.is_resource,
+                CalendarEvent.recurring_event_id,
             )
             .select_from(CalendarEvent)
             .outerjoin(EventAttendee, EventAttendee.event_id == CalendarEvent.id)
@@ -384,7 +385,13 @@ def _occurrence(
             met.append(address)
     if not user_in or not met:
         return None
-    item = MeetingItem(start_at=start, end_at=max(end, start), is_group=len(invited) > 1)
+    item = MeetingItem(
+        start_at=start,
+        end_at=max(end, start),
+        is_group=len(invited) > 1,
+        people=len(invited),
+        recurring=first[11] is not None,
+    )
     return (str(first[1]), start), item, met
 
 
