@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 import migrations
+from core.db import Base, make_engine, make_session_factory
 from core.settings import Settings
 from tests.support import make_settings
 
@@ -29,3 +32,28 @@ def migrated_settings(settings: Settings) -> Settings:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrations.upgrade(settings.effective_database_url)
     return settings
+
+
+# A database per test module, and a session per test rolled back afterwards.
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    path: Path = tmp_path_factory.mktemp("derive") / "derive.db"
+    engine = make_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine) -> Iterator[Session]:  # type: ignore[no-untyped-def]
+    connection = engine.connect()
+    transaction = connection.begin()
+    session = make_session_factory(engine)(bind=connection)
+    try:
+        yield session
+    finally:
+        session.close()
+        transaction.rollback()
+        connection.close()

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db import Base, make_engine, make_session_factory
+from core.db import make_session_factory
 from core.derive import rebuild_user, touched_addresses, update_contacts
 from core.mailstore import apply_changes
 from core.models import AccountAddress, ConnectedAccount, Contact, Provider, User
@@ -34,28 +31,6 @@ ME = "me@acme.com"
 
 def at(days_ago: float) -> dt.datetime:
     return NOW - dt.timedelta(days=days_ago)
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    path: Path = tmp_path_factory.mktemp("derive") / "derive.db"
-    engine = make_engine(f"sqlite:///{path}")
-    Base.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def session(engine) -> Iterator[Session]:  # type: ignore[no-untyped-def]
-    connection = engine.connect()
-    transaction = connection.begin()
-    session = make_session_factory(engine)(bind=connection)
-    try:
-        yield session
-    finally:
-        session.close()
-        transaction.rollback()
-        connection.close()
 
 
 def make_user(session: Session, *emails: str) -> tuple[uuid.UUID, list[uuid.UUID]]:
