@@ -14,7 +14,7 @@ from connectors.google.oauth import GoogleOAuth
 from connectors.microsoft.config import MicrosoftConfig
 from connectors.microsoft.oauth import MicrosoftOAuth
 from core.models import Provider
-from core.ports import OAuthProvider, Pacer, SyncSource, TokenSource
+from core.ports import CalendarWriter, OAuthProvider, Pacer, SyncSource, TokenSource
 from core.settings import Settings
 
 
@@ -88,3 +88,22 @@ def sync_source(
     if microsoft is None:
         raise RuntimeError("Microsoft is not configured (WARMLINE_MICROSOFT_CLIENT_ID)")
     return MicrosoftSyncSource(microsoft, token=token, pacer=pacer)
+
+
+def calendar_writer(
+    settings: Settings, provider: Provider, *, token: TokenSource, pacer: Pacer
+) -> CalendarWriter:
+    """The calendar-writing connector (follow-ups) for one account of `provider`."""
+    if provider is Provider.GOOGLE:
+        from connectors.google.calendar_write import GoogleCalendarWriter
+
+        google = google_config(settings)
+        if google is None:
+            raise RuntimeError("Google is not configured (WARMLINE_GOOGLE_CLIENT_ID)")
+        return GoogleCalendarWriter(google, token=token, pacer=pacer)
+    from connectors.microsoft.calendar_write import MicrosoftCalendarWriter
+
+    microsoft = microsoft_config(settings)
+    if microsoft is None:
+        raise RuntimeError("Microsoft is not configured (WARMLINE_MICROSOFT_CLIENT_ID)")
+    return MicrosoftCalendarWriter(microsoft, token=token, pacer=pacer)

@@ -180,5 +180,9 @@ class CalendarWriter(Protocol):
         match `spec`); return the provider's event id. Retrying with the same spec never makes
         a second event."""
 
+    def find_event(self, calendar_id: str, key: str) -> str | None:
+        """The provider id of the live event written under `key`, or None: settles a write
+        whose answer was lost without writing anything."""
+
     def remove_event(self, calendar_id: str, event_id: str) -> None:
         """Delete the event; an event already gone is not an error."""

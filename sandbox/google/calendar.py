@@ -25,7 +25,8 @@ Provider quirks reproduced (sources inline):
   ``recurringEventId`` and ``originalStartTime``
   (https://developers.google.com/calendar/api/guides/recurringevents).
 - events.insert accepts a client id (base32hex ``[a-v0-9]``, 5-1024 chars); a taken id is a 409
-  ``duplicate``; deleting a deleted event is a 410 ``deleted``
+  ``duplicate``, also when its event was deleted (ids stay reserved; a patch/update with status
+  ``confirmed`` restores it); deleting a deleted event is a 410 ``deleted``
   (https://developers.google.com/calendar/api/v3/reference/events/insert,
   https://developers.google.com/calendar/api/guides/errors#410_gone).
 - ``calendar.app.created`` only reaches calendars the app created; anything else answers like a
@@ -1174,8 +1175,12 @@ def events_insert(calendar_id: str) -> Response:
         body["ical_uid"] = data.get("iCalUID") or f"{event_id}@google.com"
         state = get_state()
         with state.lock:
-            # Ids stay reserved after deletion: re-inserting a deleted id is also a conflict.
-            if state.store.get_event(ctx.email, cal["id"], event_id) is not None:
+            # Ids stay reserved after deletion: re-inserting a deleted id is also a conflict
+            # (https://github.com/googleapis/google-api-python-client/issues/210 and 846,
+            # https://github.com/googleapis/google-api-ruby-client/issues/1811); the deleted
+            # event can be restored by updating it with status "confirmed" (Event.status).
+            stored = state.store.get_event(ctx.email, cal["id"], event_id, include_deleted=True)
+            if stored is not None:
                 raise _err(409, "The requested identifier already exists.", reason="duplicate")
             saved = _put_event(ctx, cal["id"], body)
         return _event_response(saved, ctx, cal)

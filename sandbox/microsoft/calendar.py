@@ -18,6 +18,12 @@ Provider facts this copies (PROVIDERS.md §4):
   used to create a different event." (the error body as seen by public Graph clients). The
   property cannot be changed after creation.
 - ``POST /me/calendars`` with an existing name: 409 ``ErrorFolderExists``.
+- ``GET /me/calendars/{id}`` (404 ``ErrorItemNotFound`` for an unknown or deleted calendar) and
+  ``GET /me/events`` / ``/me/calendar/events`` / ``/me/calendars/{id}/events``: single events
+  and series masters, not expanded, 10 per page by default, ``$top``/``$skip`` paging with an
+  ``@odata.nextLink``, ``$select`` (https://learn.microsoft.com/graph/api/calendar-get,
+  https://learn.microsoft.com/graph/api/user-list-events,
+  https://learn.microsoft.com/graph/paging).
 - Gaps: creating recurring events (501), PATCH of a single occurrence (404).
 """
 
@@ -47,7 +53,10 @@ from sandbox.microsoft.graphbase import (
     graph_datetime,
     json_response,
     parse_graph_datetime,
+    parse_select,
     prefer,
+    project,
+    self_link,
     zone,
 )
 from sandbox.state import get_state
@@ -88,6 +97,24 @@ def _opaque(email_addr: str, kind: str, key: str) -> str:
     return "AAMkAD" + b64url(digest)[:40] + "AAA="
 
 
+CALENDAR_PROPS = {
+    "id",
+    "name",
+    "color",
+    "hexColor",
+    "isDefaultCalendar",
+    "changeKey",
+    "canShare",
+    "canViewPrivateItems",
+    "canEdit",
+    "allowedOnlineMeetingProviders",
+    "defaultOnlineMeetingProvider",
+    "isTallyingResponses",
+    "isRemovable",
+    "owner",
+}
+
+
 def calendar_resource(caller: Caller, cal: dict[str, Any]) -> dict[str, Any]:
     """Render a calendar resource."""
     return {
@@ -120,6 +147,24 @@ def list_calendars() -> Response:
         body = {
             "@odata.context": context_url(f"users('{caller.oid}')/calendars"),
             "value": [calendar_resource(caller, c) for c in cals],
+        }
+        return json_response(body)
+
+
+@bp.get(f"{GRAPH}/me/calendars/<cal_id>")
+def get_calendar(cal_id: str) -> Response:
+    """Get one calendar by id (https://learn.microsoft.com/graph/api/calendar-get)."""
+    with graph_call("calendars.get", CAL_READ_BASIC) as caller:
+        primary_calendar(caller)
+        cal = get_state().store.get_calendar(caller.email, cal_id)
+        if cal is None:
+            raise GraphError.not_found()
+        select = parse_select(
+            request.args.get("$select"), CALENDAR_PROPS, "microsoft.graph.calendar"
+        )
+        body = {
+            "@odata.context": context_url(f"users('{caller.oid}')/calendars/$entity"),
+            **project(calendar_resource(caller, cal), select, ("id",)),
         }
         return json_response(body)
 
@@ -483,6 +528,135 @@ def _event_response(caller: Caller, item: dict[str, Any], status: int = 200) -> 
     item.pop("@odata.type", None)
     body = {"@odata.context": context_url(f"users('{caller.oid}')/events/$entity"), **item}
     return json_response(body, status)
+
+
+EVENT_PROPS = {
+    "id",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "changeKey",
+    "categories",
+    "transactionId",
+    "originalStartTimeZone",
+    "originalEndTimeZone",
+    "iCalUId",
+    "uid",
+    "reminderMinutesBeforeStart",
+    "isReminderOn",
+    "hasAttachments",
+    "subject",
+    "bodyPreview",
+    "importance",
+    "sensitivity",
+    "isAllDay",
+    "isCancelled",
+    "isOrganizer",
+    "responseRequested",
+    "seriesMasterId",
+    "showAs",
+    "type",
+    "webLink",
+    "onlineMeetingUrl",
+    "isOnlineMeeting",
+    "onlineMeetingProvider",
+    "allowNewTimeProposals",
+    "isDraft",
+    "hideAttendees",
+    "responseStatus",
+    "body",
+    "start",
+    "end",
+    "location",
+    "locations",
+    "recurrence",
+    "attendees",
+    "organizer",
+    "onlineMeeting",
+    "originalStart",
+}
+
+
+def page_arg(name: str, default: int) -> int:
+    """A non-negative integer query option ($top, $skip); 400 as Graph answers a bad one."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+        if value < 0:
+            raise ValueError(name)
+    except ValueError:
+        raise GraphError(
+            400, "BadRequest", f"Invalid value '{raw}' for query parameter '{name}'."
+        ) from None
+    return value
+
+
+def event_page(
+    items: list[dict[str, Any]], *, keep_args: tuple[str, ...], context: str
+) -> dict[str, Any]:
+    """One ``$top``/``$skip`` page of rendered events, projected by ``$select``.
+
+    The nextLink repeats the request's other query options (``keep_args``) with ``$skip``
+    advanced, as Graph's own links do (https://learn.microsoft.com/graph/paging).
+    """
+    select = parse_select(request.args.get("$select"), EVENT_PROPS, "microsoft.graph.event")
+    top = min(page_arg("$top", DEFAULT_PAGE), MAX_PAGE) or DEFAULT_PAGE
+    skip = page_arg("$skip", 0)
+    page = items[skip : skip + top]
+    body: dict[str, Any] = {
+        "@odata.context": context_url(context),
+        "value": [project(item, select, ("id",)) for item in page],
+    }
+    if skip + top < len(items):
+        params = {k: request.args[k] for k in keep_args if k in request.args}
+        params.update({"$top": str(top), "$skip": str(skip + top)})
+        if select is not None:
+            params["$select"] = ",".join(select)
+        body["@odata.nextLink"] = self_link(params)
+    return body
+
+
+@bp.get(f"{GRAPH}/me/events")
+@bp.get(f"{GRAPH}/me/calendar/events")
+@bp.get(f"{GRAPH}/me/calendars/<cal_id>/events")
+def list_events(cal_id: str | None = None) -> Response:
+    """List a calendar's single events and series masters (not expanded), oldest change first."""
+    with graph_call("events.list", CAL_READ_BASIC) as caller:
+        store = get_state().store
+        cal = (
+            primary_calendar(caller) if cal_id is None else store.get_calendar(caller.email, cal_id)
+        )
+        if cal is None:
+            raise GraphError.not_found()
+        tz_name, tz, applied = view_timezone()
+        full = may_read_body(caller)
+        items: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            rows, after = store.list_events(caller.email, cal["id"], page_size=500, after=after)
+            for row in rows:
+                event = row["body"]
+                if event.get("recurring_event_id"):
+                    continue  # exceptions are reached through their series
+                kind = "seriesMaster" if event.get("recurrence") else "singleInstance"
+                item = event_resource(
+                    caller,
+                    event,
+                    tz_name=tz_name,
+                    tz=tz,
+                    event_type=kind,
+                    event_id=event["id"],
+                    full=full,
+                )
+                item.pop("@odata.type", None)
+                items.append(item)
+            if after is None:
+                break
+        body = event_page(
+            items, keep_args=(), context=f"users('{caller.oid}')/calendars('{cal['id']}')/events"
+        )
+        return apply_preferences(json_response(body), applied)
 
 
 @bp.get(f"{GRAPH}/me/events/<event_id>")

@@ -1,11 +1,20 @@
-"""Graph v1.0 ``POST /me/calendar/getSchedule`` (free/busy).
+"""Graph v1.0 ``POST /me/calendar/getSchedule`` (free/busy) and ``GET .../calendarView``.
 
 https://learn.microsoft.com/graph/api/calendar-getschedule (PROVIDERS.md §4): ``availabilityView``
 has one digit per interval (0 free, 1 tentative, 2 busy, 3 oof, 4 workingElsewhere); the
 interval is 5..1440 minutes, default 30; work/school accounts only. For a personal account the
 sandbox answers 400 ``ErrorInvalidRequest`` [?: the live error for MSA is undocumented]. An
 address the sandbox does not host gets a per-schedule ``error`` with
-``ErrorMailRecipientNotFound``.
+``ErrorMailRecipientNotFound``. Only the **default calendar** counts ("schedule items that match
+existing events in Alex' default calendar", https://learn.microsoft.com/graph/outlook-get-free-busy-schedule).
+``workingHours.timeZone.name`` is a Windows zone name ("Pacific Standard Time" in the reference
+example), rendered from the mailbox's IANA zone where graphbase.WINDOWS_TZ knows one.
+
+``GET /me/calendarView``, ``/me/calendar/calendarView`` and ``/me/calendars/{id}/calendarView``
+(https://learn.microsoft.com/graph/api/calendar-list-calendarview): ``startDateTime`` and
+``endDateTime`` are required (400 ``ErrorInvalidParameter``); occurrences, exceptions and single
+events overlapping the window, by start; ``Prefer: outlook.timezone``; ``$select``; 10 per page
+by default with ``$top``/``$skip`` links.
 """
 
 from __future__ import annotations
@@ -13,18 +22,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 
 from sandbox.errors import GraphError
 from sandbox.google.recurrence import expand, to_utc
 from sandbox.microsoft.calendar import (
+    event_page,
     json_body,
+    primary_calendar,
     view_timezone,
 )
+from sandbox.microsoft.calendar_view import _items_for_row
 from sandbox.microsoft.common import is_personal
 from sandbox.microsoft.graphbase import (
     CAL_READ_BASIC,
     GRAPH,
+    WINDOWS_TZ,
     apply_preferences,
     bp,
     context_url,
@@ -38,6 +51,18 @@ from sandbox.state import get_state
 # -- getSchedule -------------------------------------------------------------------------------
 
 _STATUS_DIGIT = {"free": "0", "tentative": "1", "busy": "2", "oof": "3", "workingElsewhere": "4"}
+_ACRONYMS = {"aus", "fle", "gmt", "us", "utc"}
+
+
+def _windows_title(lowered: str) -> str:
+    """'w. europe standard time' -> 'W. Europe Standard Time' (WINDOWS_TZ keys are lower-case)."""
+    return " ".join(w.upper() if w in _ACRONYMS else w.capitalize() for w in lowered.split())
+
+
+# IANA -> the Windows name Outlook reports (the first Windows name listed for a zone wins).
+_WINDOWS_NAME: dict[str, str] = {}
+for _lowered, _iana in WINDOWS_TZ.items():
+    _WINDOWS_NAME.setdefault(_iana, _windows_title(_lowered))
 
 
 @bp.post(f"{GRAPH}/me/calendar/getSchedule")
@@ -158,7 +183,7 @@ def _schedule(
             "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
             "startTime": "08:00:00.0000000",
             "endTime": "17:00:00.0000000",
-            "timeZone": {"name": default_tz},
+            "timeZone": {"name": _WINDOWS_NAME.get(default_tz, default_tz)},
         },
     }
 
@@ -173,3 +198,60 @@ def _status(body: dict[str, Any], box: dict[str, Any]) -> str:
         if (att.get("email") or "").lower() in mine:
             return {"accepted": "busy", "declined": "free"}.get(att.get("response"), "tentative")
     return "busy"
+
+
+# -- calendarView ------------------------------------------------------------------------------
+
+
+@bp.get(f"{GRAPH}/me/calendarView")
+@bp.get(f"{GRAPH}/me/calendarview")
+@bp.get(f"{GRAPH}/me/calendar/calendarView")
+@bp.get(f"{GRAPH}/me/calendars/<calendar_id>/calendarView")
+@bp.get(f"{GRAPH}/me/calendars/<calendar_id>/calendarview")
+def calendar_view(calendar_id: str | None = None) -> Response:
+    """Occurrences, exceptions and single events of one calendar overlapping a window."""
+    with graph_call("calendarView.list", CAL_READ_BASIC) as caller:
+        store = get_state().store
+        start_raw = request.args.get("startDateTime") or request.args.get("startdatetime")
+        end_raw = request.args.get("endDateTime") or request.args.get("enddatetime")
+        if not start_raw or not end_raw:
+            raise GraphError(
+                400,
+                "ErrorInvalidParameter",
+                "This request requires a time window specified by the query string parameters "
+                "StartDateTime and EndDateTime.",
+            )
+        cal = (
+            primary_calendar(caller)
+            if calendar_id is None
+            else store.get_calendar(caller.email, calendar_id)
+        )
+        if cal is None:
+            raise GraphError.not_found()
+        window = (
+            parse_graph_datetime(start_raw, "UTC").astimezone(dt.UTC),
+            parse_graph_datetime(end_raw, "UTC").astimezone(dt.UTC),
+        )
+        tz_name, tz, applied = view_timezone()
+        slack = dt.timedelta(days=1)  # all-day rows are placed in the mailbox's zone
+        rows = store.list_events_in_window(
+            caller.email,
+            cal["id"],
+            start_ms=int((window[0] - slack).timestamp() * 1000),
+            end_ms=int((window[1] + slack).timestamp() * 1000),
+        )
+        items: list[dict[str, Any]] = []
+        for body in rows:
+            row = {"body": body, "is_deleted": False}
+            items += _items_for_row(
+                caller, cal["id"], row, window, incremental=False, tz_name=tz_name, tz=tz
+            )
+        for item in items:
+            item.pop("@odata.type", None)
+        items.sort(key=lambda i: (parse_graph_datetime(i["start"]["dateTime"], tz_name), i["id"]))
+        page = event_page(
+            items,
+            keep_args=("startDateTime", "endDateTime", "startdatetime", "enddatetime"),
+            context=f"users('{caller.oid}')/calendars('{cal['id']}')/calendarView",
+        )
+        return apply_preferences(json_response(page), applied)

@@ -407,6 +407,32 @@ def test_patch_merges_update_replaces_and_delete_twice_is_410(box: Box) -> None:
     assert missing.value.status_code == 404
 
 
+def test_a_deleted_client_id_stays_taken_and_a_patch_restores_it(box: Box) -> None:
+    # Ids stay reserved after deletion (google-api-python-client issues 210/846); the organizer
+    # can restore the event (Event.status: "so that they can be restored (undeleted)").
+    events = box.service().events()
+    body = {
+        "id": "f0110a0ab0c1",
+        "summary": "Follow up",
+        "start": {"dateTime": "2026-03-05T09:00:00", "timeZone": TZ},
+        "end": {"dateTime": "2026-03-05T09:15:00", "timeZone": TZ},
+    }
+    events.insert(calendarId="primary", body=body).execute()
+    events.delete(calendarId="primary", eventId="f0110a0ab0c1").execute()
+    with pytest.raises(HttpError) as dup:
+        events.insert(calendarId="primary", body=body).execute()
+    assert dup.value.status_code == 409
+    assert error_of(dup.value)["errors"][0]["reason"] == "duplicate"
+
+    restored = events.patch(
+        calendarId="primary", eventId="f0110a0ab0c1", body={"status": "confirmed"}
+    ).execute()
+    assert restored["status"] == "confirmed"
+    assert restored["summary"] == "Follow up"
+    listed = events.list(calendarId="primary").execute()["items"]
+    assert "f0110a0ab0c1" in {e["id"] for e in listed}
+
+
 def test_fields_selects_a_partial_response(box: Box) -> None:
     for i in range(3):
         box.put(event(f"f{i}", f"2026-03-0{i + 1}T09:00", f"2026-03-0{i + 1}T10:00", me=box.email))

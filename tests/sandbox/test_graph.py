@@ -399,6 +399,63 @@ def test_calendars_and_events_with_transaction_id(sandbox: Any, graph: Graph, bo
     assert graph.get(f"/me/events/{event_id}").status_code == 404
 
 
+def test_get_calendar_list_events_and_calendar_view(graph: Graph, box: str) -> None:
+    made = graph.send("POST", "/me/calendars", json={"name": "Follow-ups"}).json()
+    got = graph.get(f"/me/calendars/{made['id']}", params={"$select": "id,name"})
+    assert got.status_code == 200
+    assert (got.json()["id"], got.json()["name"]) == (made["id"], "Follow-ups")
+    missing = graph.get("/me/calendars/AAMkADnotthere")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "ErrorItemNotFound"
+
+    for n in range(3):
+        event = {
+            "subject": f"Follow up {n}",
+            "start": {"dateTime": f"2026-11-2{n}T09:00:00", "timeZone": "W. Europe Standard Time"},
+            "end": {"dateTime": f"2026-11-2{n}T09:15:00", "timeZone": "W. Europe Standard Time"},
+            "transactionId": f"txn{n}",
+        }
+        assert graph.send("POST", f"/me/calendars/{made['id']}/events", json=event).ok
+
+    # Plain listing: $select, $top and an @odata.nextLink with $skip (Graph's paging).
+    first = graph.get(
+        f"/me/calendars/{made['id']}/events", params={"$select": "id,transactionId", "$top": "2"}
+    ).json()
+    assert [sorted(k for k in item if k[0] != "@") for item in first["value"]] == [
+        ["id", "transactionId"]
+    ] * 2
+    rest = graph.get(first["@odata.nextLink"]).json()
+    assert "@odata.nextLink" not in rest
+    seen = {i["transactionId"] for i in first["value"] + rest["value"]}
+    assert seen == {"txn0", "txn1", "txn2"}
+
+    # calendarView: the window is required; items overlap it, by start, in the Prefer zone.
+    assert graph.get(f"/me/calendars/{made['id']}/calendarView").status_code == 400
+    view = graph.get(
+        f"/me/calendars/{made['id']}/calendarView",
+        params={
+            "startDateTime": "2026-11-21T00:00:00Z",
+            "endDateTime": "2026-11-30T00:00:00Z",
+            "$select": "subject,start,end,showAs",
+        },
+        headers={"Prefer": 'outlook.timezone="UTC"'},
+    ).json()
+    assert [i["subject"] for i in view["value"]] == ["Follow up 1", "Follow up 2"]
+    assert view["value"][0]["start"] == {
+        "dateTime": "2026-11-21T08:00:00.0000000",
+        "timeZone": "UTC",
+    }
+    assert view["value"][0]["showAs"] == "busy"
+
+    # The primary calendar's series is expanded (occurrences, the moved exception).
+    primary = graph.get(
+        "/me/calendar/calendarView",
+        params={"startDateTime": "2026-11-01T00:00:00Z", "endDateTime": "2026-11-12T00:00:00Z"},
+    ).json()
+    kinds = sorted(i["type"] for i in primary["value"])
+    assert kinds == ["exception", "occurrence", "singleInstance"]
+
+
 def test_get_schedule(graph: Graph, box: str) -> None:
     answer = graph.send(
         "POST",
@@ -414,6 +471,8 @@ def test_get_schedule(graph: Graph, box: str) -> None:
     mine, stranger = answer.json()["value"]
     assert mine["availabilityView"] == "020"
     assert mine["scheduleItems"][0]["subject"] == "Lunch"
+    # A Windows zone name, as in the getSchedule reference example ("Pacific Standard Time").
+    assert mine["workingHours"]["timeZone"] == {"name": "W. Europe Standard Time"}
     assert stranger["error"]["responseCode"] == "ErrorMailRecipientNotFound"
 
 
