@@ -27,6 +27,8 @@ SYNC_ACCOUNT = "warmline.sync.account"
 SYNC_DISPATCH = "warmline.sync.dispatch"
 DERIVE_USER = "warmline.derive.user"
 DERIVE_REFRESH = "warmline.derive.refresh"
+FOLLOWUPS_USER = "warmline.followups.user"
+FOLLOWUPS_REFRESH = "warmline.followups.refresh"
 
 QUEUE = "warmline"
 
@@ -60,6 +62,12 @@ def make_celery(settings: Settings) -> Celery:
             "derive-refresh": {
                 "task": DERIVE_REFRESH,
                 "schedule": settings.derive_refresh_interval_s,
+            },
+            # Follow-up rules depend on elapsed time (working days pass, cadences lapse), and
+            # calendar writes stopped by quota or outages are retried from database state.
+            "followups-refresh": {
+                "task": FOLLOWUPS_REFRESH,
+                "schedule": settings.followup_refresh_interval_s,
             },
         },
     }

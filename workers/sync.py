@@ -8,6 +8,7 @@ from typing import Any
 from celery import Celery
 
 from connectors import registry
+from core.models import ConnectedAccount
 from core.runtime import make_vault
 from core.sync import SyncPolicy
 from core.syncrun import run_account_sync
@@ -27,7 +28,13 @@ def run_sync(app: Celery, account_id: uuid.UUID, *, owner: str) -> dict[str, Any
             settings, provider, token=token, pacer=pacer
         ),
     )
+    user_id = None
+    if result.changes:
+        with app.warmline_session_factory() as session:
+            account = session.get(ConnectedAccount, account_id)
+            user_id = str(account.user_id) if account else None
     return {
+        "user_id": user_id,
         "claimed": result.claimed,
         "pages": result.pages,
         "changes": result.changes,

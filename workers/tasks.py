@@ -13,8 +13,17 @@ from sqlalchemy import select
 from core.db import utcnow
 from core.derive import rebuild_user
 from core.heartbeats import record_heartbeat
-from core.models import User
-from core.queue import DERIVE_REFRESH, DERIVE_USER, HEARTBEAT, PING, SYNC_ACCOUNT, SYNC_DISPATCH
+from core.models import ConnectedAccount, User
+from core.queue import (
+    DERIVE_REFRESH,
+    DERIVE_USER,
+    FOLLOWUPS_REFRESH,
+    FOLLOWUPS_USER,
+    HEARTBEAT,
+    PING,
+    SYNC_ACCOUNT,
+    SYNC_DISPATCH,
+)
 from core.sync import claim_due_for_dispatch
 
 
@@ -42,9 +51,13 @@ def register(app: Celery, *, base: type) -> None:
         """Sync one account's due streams (no-op when another worker holds its lease)."""
         from workers.sync import run_sync
 
-        return run_sync(
+        result = run_sync(
             self.app, uuid.UUID(account_id), owner=f"{self.request.hostname}:{os.getpid()}"
         )
+        if result["changes"] and result.get("user_id"):
+            # New mail or meetings may answer a suggestion or call for one.
+            app.send_task(FOLLOWUPS_USER, args=[result["user_id"]])
+        return result
 
     @app.task(name=SYNC_DISPATCH, base=base, bind=True, ignore_result=True)
     def sync_dispatch(self: Any) -> int:
@@ -71,4 +84,20 @@ def register(app: Celery, *, base: type) -> None:
             users = list(session.scalars(select(User.id)))
         for user_id in users:
             app.send_task(DERIVE_USER, args=[str(user_id)])
+        return len(users)
+
+    @app.task(name=FOLLOWUPS_USER, base=base, bind=True, ignore_result=True)
+    def followups_user(self: Any, user_id: str) -> dict[str, Any]:
+        """Re-evaluate one user's suggestions and bring their calendar in line (idempotent)."""
+        from workers.followups import run_followups
+
+        return run_followups(self.app, uuid.UUID(user_id))
+
+    @app.task(name=FOLLOWUPS_REFRESH, base=base, bind=True, ignore_result=True)
+    def followups_refresh(self: Any) -> int:
+        """Queue a follow-up run for every user with a connected account (beat)."""
+        with self.session() as session:
+            users = list(session.scalars(select(ConnectedAccount.user_id).distinct()))
+        for user_id in users:
+            app.send_task(FOLLOWUPS_USER, args=[str(user_id)])
         return len(users)
