@@ -1,8 +1,9 @@
 """Put follow-ups into the user's calendar, and take them out again (the calendar outbox).
 
-Which follow-ups belong in the calendar: `accepted` ones, and `open` ones when the user turned
-auto-scheduling on. Everything else that has an event (done, dismissed, snoozed, resolved)
-loses it — unless its slot is already over: a past event is history and stays.
+Which follow-ups belong in the calendar: `accepted` ones, and the most pressing `open` ones when
+the user turned auto-scheduling on (`scheduled`). Everything else that has an event (done,
+dismissed, snoozed, resolved) loses it — unless its slot is already over: a past event is history
+and stays.
 
 One run (`sync_user_calendar`) reconciles that wish with what was written, row by row, and is
 safe to repeat or to run in two workers at once:
@@ -28,7 +29,7 @@ import base64
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -39,6 +40,7 @@ from core.db import transaction
 from core.derive.store import _counted_messages, user_context
 from core.errors import ProviderError, ProviderRejected, RateLimited, ReauthRequired
 from core.followups.policy import Preferences
+from core.followups.rules import PRIORITY
 from core.followups.slots import WorkingTime, find_slot, hour_histogram
 from core.models import (
     AccountState,
@@ -61,6 +63,7 @@ HORIZON_DAYS = 14
 LEAD = dt.timedelta(minutes=30)
 SHORT = dt.timedelta(minutes=15)
 CALL = dt.timedelta(minutes=30)  # a call or a meeting needs longer than a reply
+AUTO_LIMIT = 10  # open suggestions auto-scheduled at once
 # Scopes that allow writing into a calendar the app created (connectors/*/oauth.py), by their
 # last path segment: Google spells scopes as URLs, Graph sometimes with its resource prefix.
 WRITE_SCOPES = {"calendar.app.created", "calendar", "calendars.readwrite"}
@@ -83,10 +86,19 @@ def event_key(followup_id: int, write_seq: int) -> str:
     return base64.b32hexencode(digest[:20]).decode().lower()
 
 
-def wants_event(row: Followup, prefs: Preferences) -> bool:
-    return row.status is FollowupStatus.ACCEPTED or (
-        row.status is FollowupStatus.OPEN and prefs.auto_schedule
-    )
+def scheduled(rows: Iterable[Followup], prefs: Preferences) -> set[int]:
+    """Ids of the follow-ups that belong in the calendar: every accepted one and, with
+    auto-scheduling, the `AUTO_LIMIT` most pressing open ones — a calendar full of nudges is
+    one the user stops reading. Open ones already written keep their place."""
+    rows = list(rows)
+    chosen = {r.id for r in rows if r.status is FollowupStatus.ACCEPTED}
+    if prefs.auto_schedule:
+        candidates = sorted(
+            (r for r in rows if r.status is FollowupStatus.OPEN),
+            key=lambda r: (r.event_id is None, PRIORITY.index(r.kind), r.due_at, r.id),
+        )
+        chosen |= {r.id for r in candidates[:AUTO_LIMIT]}
+    return chosen
 
 
 def calendar_account(session: Session, user: User, prefs: Preferences) -> ConnectedAccount | None:
@@ -135,13 +147,14 @@ def sync_user_calendar(
                 ),
             )
         ).all()
+        wanted = scheduled(rows, prefs)
         to_remove = [
             r.id
             for r in rows
             if r.event_key is not None
-            and (not wants_event(r, prefs) or account is None or r.event_account_id != account.id)
+            and (r.id not in wanted or account is None or r.event_account_id != account.id)
         ]
-        to_write = [r.id for r in rows if wants_event(r, prefs)]
+        to_write = [r.id for r in rows if r.id in wanted]
         account_id = account.id if account else None
     run.pending = len(to_write)
     try:

@@ -16,10 +16,10 @@ import uuid
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.followups.calendar import wants_event
+from core.followups.calendar import scheduled
 from core.followups.ics import FeedEvent, render_feed
 from core.followups.policy import Preferences
-from core.models import Followup, User
+from core.models import Followup, FollowupStatus, User
 
 PREFIX = "wlcal_"
 
@@ -50,14 +50,14 @@ def render_user_feed(session: Session, user: User, *, now: dt.datetime) -> bytes
     rows = session.scalars(
         select(Followup).where(
             Followup.user_id == user.id,
-            Followup.event_spec.is_not(None),
-            Followup.slot_start.is_not(None),
+            Followup.status.in_((FollowupStatus.OPEN, FollowupStatus.ACCEPTED)),
         )
     ).all()
+    wanted = scheduled(rows, prefs)
     events = []
     for row in rows:
         spec = row.event_spec or {}
-        if not wants_event(row, prefs) or row.slot_start is None or row.slot_end is None:
+        if row.id not in wanted or row.slot_start is None or row.slot_end is None or not spec:
             continue
         events.append(
             FeedEvent(

@@ -150,3 +150,20 @@ def test_two_addresses_of_one_person_get_one_suggestion(session: Session) -> Non
     (key,) = live(session, user_id)
     assert key[1] is FollowupKind.WAITING_ON_YOU
     assert key[0] in {"ada@example.org", "ada.lovelace@gmail.com"}
+
+
+def test_auto_scheduling_puts_only_the_most_pressing_few_in_the_calendar() -> None:
+    from core.followups.calendar import AUTO_LIMIT, scheduled
+    from core.followups.policy import Preferences
+
+    def row(n: int, kind: FollowupKind, status: FollowupStatus) -> Followup:
+        return Followup(id=n, kind=kind, status=status, due_at=NOW - dt.timedelta(days=n))
+
+    rows = [row(n, FollowupKind.GOING_QUIET, FollowupStatus.OPEN) for n in range(20)]
+    rows += [row(100, FollowupKind.WAITING_ON_YOU, FollowupStatus.OPEN)]
+    rows += [row(200, FollowupKind.OFF_SCREEN, FollowupStatus.ACCEPTED)]
+    assert scheduled(rows, Preferences()) == {200}  # only what the user accepted
+    auto = scheduled(rows, Preferences(auto_schedule=True))
+    assert len(auto) == AUTO_LIMIT + 1
+    assert {100, 200} <= auto  # the pressing kind first; accepted always
+    assert 19 in auto  # then the longest overdue

@@ -1,0 +1,331 @@
+"""Follow-ups end to end, both providers: mail and meetings in the sandbox → real sync →
+derivation → suggestions → the API → events written by the real connectors into the sandbox's
+calendar, in free slots only, once, and taken out again when the cause goes away.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+import zoneinfo
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import icalendar
+import pytest
+from sqlalchemy import select, update
+
+from connectors import registry
+from core.db import transaction
+from core.followups.run import FollowupRun, run_user_followups
+from core.models import CalendarEvent, ConnectedAccount, Followup, FollowupStatus
+from core.runtime import make_vault
+from core.settings import Settings
+from tests.functional.conftest import Browser
+from tests.functional.syncing import factory_for, make_all_due, sync_until_idle
+
+if TYPE_CHECKING:
+    from sandbox.server import Sandbox
+
+BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
+ZED = "zed.quill@partner.example"  # wrote, waits for a reply; the user then replies
+YARA = "yara.lind@partner.example"  # wrote, waits; then they meet
+XAVI = "xavi.roca@partner.example"  # wrote, waits; the user dismisses it
+CALENDAR = "Warmline follow-ups"
+
+
+@pytest.fixture(autouse=True)
+def _fast_quota(sandbox: Sandbox) -> None:
+    sandbox.state.controls.set_quota_profile("legacy")
+    yield
+    sandbox.state.controls.clear_faults()
+
+
+@pytest.fixture
+def fast(settings: Settings) -> Settings:
+    return settings.model_copy(update={"gmail_quota_profile": "legacy"})
+
+
+def _ms(at: dt.datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _message(
+    mid: str, at: dt.datetime, sender: str, to: str, subject: str, *, sent: bool
+) -> dict[str, Any]:
+    labels = ["SENT"] if sent else ["INBOX"]
+    return {
+        "id": _hex(mid),
+        "thread_id": _hex(subject),
+        "internal_ms": _ms(at),
+        "labels": labels,
+        "folder": "sentitems" if sent else "inbox",
+        "headers": [
+            ["From", sender],
+            ["To", to],
+            ["Subject", subject],
+            ["Message-ID", f"<{mid}@followups.test>"],
+            ["Date", at.strftime("%a, %d %b %Y %H:%M:%S +0000")],
+        ],
+        "size_estimate": 2000,
+        "is_read": True,
+    }
+
+
+def _hex(text: str) -> str:
+    # Gmail ids are hexadecimal strings.
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _working_days_after(start: dt.date, n: int) -> list[dt.date]:
+    days, day = [], start
+    while len(days) < n:
+        day += dt.timedelta(days=1)
+        if day.weekday() < 5:
+            days.append(day)
+    return days
+
+
+def _plant(sandbox: Sandbox, mailbox: str, now: dt.datetime) -> list[dt.date]:
+    """Three people wrote to the user 9 days ago; the user's next two working days are full."""
+    store = sandbox.state.store
+    wrote = now - dt.timedelta(days=9)
+    with sandbox.state.lock:
+        store.add_messages(
+            mailbox,
+            [
+                _message(f"in-{who}", wrote, f"{name} <{who}>", mailbox, subject, sent=False)
+                for who, name, subject in (
+                    (ZED, "Zed Quill", "Contract draft"),
+                    (YARA, "Yara Lind", "Workshop dates"),
+                    (XAVI, "Xavi Roca", "Invoice 42"),
+                )
+            ],
+        )
+        primary = store.list_calendars(mailbox)[0]
+        full = _working_days_after(now.astimezone(BERLIN).date(), 2)
+        for day in full:
+            start = dt.datetime.combine(day, dt.time(8), tzinfo=BERLIN)
+            end = dt.datetime.combine(day, dt.time(18), tzinfo=BERLIN)
+            store.put_event(
+                mailbox, primary["id"], _event(f"busy{day:%Y%m%d}", start, end, mailbox)
+            )
+    return full
+
+
+def _event(
+    eid: str, start: dt.datetime, end: dt.datetime, mailbox: str, guest: str | None = None
+) -> dict[str, Any]:
+    attendees = [
+        {
+            "email": mailbox,
+            "name": "Me",
+            "response": "accepted",
+            "optional": False,
+            "resource": False,
+            "is_organizer": True,
+        }
+    ]
+    if guest:
+        attendees.append(
+            {
+                "email": guest,
+                "name": "Guest",
+                "response": "accepted",
+                "optional": False,
+                "resource": False,
+                "is_organizer": False,
+            }
+        )
+    return {
+        "id": eid,
+        "ical_uid": f"{eid}@sandbox.invalid",
+        "status": "confirmed",
+        "summary": "Blocked" if guest is None else "Workshop planning",
+        "start": {"date_time": start.isoformat(), "time_zone": "Europe/Berlin"},
+        "end": {"date_time": end.isoformat(), "time_zone": "Europe/Berlin"},
+        "is_all_day": False,
+        "organizer": {"email": mailbox, "name": "Me"},
+        "attendees": attendees,
+        "recurrence": [],
+        "recurring_event_id": None,
+        "original_start": None,
+        "transaction_id": None,
+        "app_key": None,
+    }
+
+
+def _followups(settings: Settings, user_id: uuid.UUID) -> FollowupRun:
+    return run_user_followups(
+        factory_for(settings),
+        user_id=user_id,
+        settings=settings,
+        oauth=registry.oauth_providers(settings),
+        vault=make_vault(settings),
+        limits_for=lambda provider: registry.quota_limits(settings, provider),
+        build_writer=lambda provider, token, pacer: registry.calendar_writer(
+            settings, provider, token=token, pacer=pacer
+        ),
+    )
+
+
+def _until_written(settings: Settings, user_id: uuid.UUID, runs: int = 40) -> FollowupRun:
+    """Run follow-ups until a run ends without a provider error (faults may stop a run)."""
+    for _ in range(runs):
+        result = _followups(settings, user_id)
+        if result.calendar.error is None:
+            return result
+    raise AssertionError(f"calendar writes did not settle: {result}")
+
+
+def _calendar_events(sandbox: Sandbox, mailbox: str) -> list[dict[str, Any]]:
+    store = sandbox.state.store
+    [calendar] = [c for c in store.list_calendars(mailbox) if c["summary"] == CALENDAR]
+    rows, _ = store.list_events(mailbox, calendar["id"], page_size=1000)
+    return [r["body"] for r in rows if not r["is_deleted"]]
+
+
+def _live(browser: Browser) -> dict[str, dict[str, Any]]:
+    body = browser.client.get("/api/v1/followups").get_json()
+    return {f["address"]: f for f in body["follow_ups"]}
+
+
+def _post(browser: Browser, path: str, body: dict[str, Any] | None = None) -> Any:
+    return browser.client.post(path, json=body or {}, headers={"X-CSRF-Token": browser.csrf()})
+
+
+def _start(body: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(body["start"]["date_time"])
+
+
+@pytest.mark.parametrize("provider", ["google", "microsoft"])
+def test_follow_ups_go_into_free_slots_once_and_leave_when_answered_met_or_dismissed(
+    provider: str, browser: Browser, make_mailbox, fast: Settings, sandbox: Sandbox
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    mailbox = make_mailbox(provider, messages=30, days=120)
+    full_days = _plant(sandbox, mailbox, now)
+    status, page = browser.connect(provider, mailbox)
+    assert status == 302, page[:300]
+    [account] = browser.client.get("/api/v1/accounts").get_json()["accounts"]
+    account_id = uuid.UUID(account["id"])
+    sync_until_idle(fast, account_id)
+    with factory_for(fast)() as session:
+        user_id = session.get(ConnectedAccount, account_id).user_id
+    response = browser.client.patch(
+        "/api/v1/preferences",
+        json={"time_zone": "Europe/Berlin"},
+        headers={"X-CSRF-Token": browser.csrf()},
+    )
+    assert response.status_code == 200, response.get_json()
+
+    # Suggestions appear; nothing is written before the user accepts (auto-scheduling is off).
+    _until_written(fast, user_id)
+    live = _live(browser)
+    for who in (ZED, YARA, XAVI):
+        assert live[who]["kind"] == "waiting_on_you"
+        assert live[who]["scheduled"] is None
+    assert "you have not replied" in live[ZED]["reason"]
+
+    # Accepting puts one event into a free slot: not on the two full days, inside working hours.
+    for who in (ZED, YARA, XAVI):
+        assert _post(browser, f"/api/v1/followups/{live[who]['id']}/accept").status_code == 200
+    controls = sandbox.state.controls
+    controls.configure(mailbox=mailbox, retry_after_s=1)
+    controls.set_faults({"429": 0.05, "500": 0.03, "503": 0.02}, mailbox=mailbox)
+    for _ in range(3):  # retries under faults, then again with nothing to do
+        _until_written(fast, user_id)
+    sandbox.state.controls.clear_faults()
+    events = _calendar_events(sandbox, mailbox)
+    assert len(events) == 3, [e["summary"] for e in events]
+    assert {e["summary"] for e in events} == {
+        "Reply to Zed Quill",
+        "Reply to Yara Lind",
+        "Reply to Xavi Roca",
+    }
+    busy = _busy(fast, account_id)
+    slots = sorted((_start(e), dt.datetime.fromisoformat(e["end"]["date_time"])) for e in events)
+    for start, end in slots:
+        local = start.astimezone(BERLIN)
+        assert local.date() not in full_days
+        assert local.weekday() < 5
+        assert dt.time(9) <= local.time()
+        assert end.astimezone(BERLIN).time() <= dt.time(17)
+        assert not any(s < end and start < e for s, e in busy), (start, end)
+    for (_, end_a), (start_b, _) in zip(slots, slots[1:], strict=False):
+        assert end_a <= start_b  # follow-ups do not pile onto one slot either
+
+    # A write whose answer was lost (the row forgot the event id) is finished, not doubled.
+    with transaction(factory_for(fast)) as session:
+        session.execute(update(Followup).where(Followup.address == ZED).values(event_id=None))
+    _until_written(fast, user_id)
+    assert len(_calendar_events(sandbox, mailbox)) == 3
+
+    # The ICS feed shows the same three.
+    feed_url = _post(browser, "/api/v1/calendar-feed").get_json()["url"]
+    ics = browser.client.get(urlsplit(feed_url).path)
+    assert ics.status_code == 200
+    assert ics.mimetype == "text/calendar"
+    calendar = icalendar.Calendar.from_ical(ics.data)
+    assert sorted(str(e["SUMMARY"]) for e in calendar.walk("VEVENT")) == sorted(
+        e["summary"] for e in events
+    )
+
+    # Zed gets a reply, Yara a meeting, Xavi a dismissal: each event leaves the calendar.
+    store = sandbox.state.store
+    with sandbox.state.lock:
+        store.add_messages(
+            mailbox,
+            [
+                _message(
+                    "re-zed", now - dt.timedelta(hours=1), mailbox, ZED, "Contract draft", sent=True
+                )
+            ],
+        )
+        primary = store.list_calendars(mailbox)[0]
+        met = now - dt.timedelta(hours=3)
+        store.put_event(
+            mailbox,
+            primary["id"],
+            _event("metyara", met, met + dt.timedelta(minutes=45), mailbox, YARA),
+        )
+    assert _post(browser, f"/api/v1/followups/{live[XAVI]['id']}/dismiss").status_code == 200
+    make_all_due(fast, account_id)
+    sync_until_idle(fast, account_id)
+    _until_written(fast, user_id)
+    with factory_for(fast)() as session:
+        dump = [
+            (f.address, f.status, f.event_id, f.slot_end, f.event_key)
+            for f in session.scalars(select(Followup).where(Followup.user_id == user_id))
+        ]
+    assert _calendar_events(sandbox, mailbox) == [], dump
+    with factory_for(fast)() as session:
+        statuses = {
+            f.address: f.status
+            for f in session.scalars(select(Followup).where(Followup.user_id == user_id))
+            if f.address in (ZED, YARA, XAVI)
+        }
+    assert statuses == {
+        ZED: FollowupStatus.RESOLVED,
+        YARA: FollowupStatus.RESOLVED,
+        XAVI: FollowupStatus.DISMISSED,
+    }
+    # A dismissed suggestion never comes back for the same cause.
+    _until_written(fast, user_id)
+    assert XAVI not in _live(browser)
+
+
+def _busy(settings: Settings, account_id: uuid.UUID) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Busy time as synced from the user's calendars (the follow-ups calendar excluded)."""
+    with factory_for(settings)() as session:
+        account = session.get(ConnectedAccount, account_id)
+        rows = session.execute(
+            select(CalendarEvent.start_at, CalendarEvent.end_at).where(
+                CalendarEvent.account_id == account_id,
+                CalendarEvent.is_cancelled.is_(False),
+                CalendarEvent.is_all_day.is_(False),
+                CalendarEvent.provider_calendar_id != (account.followups_calendar_id or ""),
+            )
+        ).all()
+    return [(s, e) for s, e in rows if s and e]
