@@ -292,6 +292,9 @@ def outlook_taskpane() -> str:
         "outlook_taskpane.html",
         client_id=settings.microsoft_client_id or "",
         naa_scope=scope,
+        # MSAL must ask the authority whose keys verify the token (a single-tenant app
+        # registration fails on /common).
+        authority=settings.microsoft_authority if scope else "",
         public_url=_public(),
     )
 

@@ -3,15 +3,23 @@
 // The sender comes from Office.js (read mode: Office.context.mailbox.item.from.emailAddress)
 // when Outlook hosts the page, else from `?email=` (for trying the page in a browser).
 // The token for POST /addin/outlook/context is, in order:
-//   1. nested app authentication, when the operator serves MSAL.js as `window.msal` and
-//      WARMLINE_MICROSOFT_ADDIN_AUDIENCE is set (data-naa-scope): an access token for our API;
-//   2. a Warmline API token (wl_...) the person pasted once, kept in this browser's storage.
+//   1. nested app authentication (NAA): when WARMLINE_MICROSOFT_ADDIN_AUDIENCE is set the page
+//      carries the API scope (data-naa-scope) and loads the vendored MSAL.js as `window.msal`;
+//      used only if the host supports the NestedAppAuth 1.1 requirement set (not Outlook.com or
+//      Gmail mailboxes, nor older builds):
+//      https://learn.microsoft.com/javascript/api/requirement-sets/common/nested-app-auth-requirement-sets
+//      Create the client in Office.onReady, acquireTokenSilent first, a popup only when needed:
+//      https://learn.microsoft.com/office/dev/add-ins/develop/enable-nested-app-authentication-in-your-add-in
+//      https://learn.microsoft.com/entra/identity-platform/scenario-spa-acquire-token
+//   2. a Warmline API token (wl_...) the person pasted, kept in this browser's storage once
+//      Warmline has accepted it. NAA unavailable or failing → the form asking for one.
 (function () {
   "use strict";
   var main = document.getElementById("taskpane");
   if (!main) { return; }
   var TOKEN_KEY = "warmline.apiToken";
   var el = function (id) { return document.getElementById(id); };
+  var sender = null;
 
   function status(text) { el("tp-status").textContent = text; }
 
@@ -28,15 +36,30 @@
     return null;
   }
 
+  function naaSupported() {
+    try {
+      return Boolean(window.Office && Office.context && Office.context.requirements &&
+        Office.context.requirements.isSetSupported("NestedAppAuth", "1.1"));
+    } catch (e) { return false; }
+  }
+
   function naaToken() {
     var scope = main.dataset.naaScope, clientId = main.dataset.clientId;
-    if (!scope || !clientId || !window.msal || !msal.createNestablePublicClientApplication) {
+    // Without the requirement set, MSAL would fall back to a standard (redirect/iframe) client
+    // that this page's CSP and Outlook's frame cannot host: go straight to the token form.
+    if (!scope || !clientId || !window.msal || !msal.createNestablePublicClientApplication || !naaSupported()) {
       return Promise.resolve(null);
     }
-    return msal.createNestablePublicClientApplication({ auth: { clientId: clientId } })
+    var request = { scopes: [scope] };
+    var auth = { clientId: clientId };
+    if (main.dataset.authority) { auth.authority = main.dataset.authority; }
+    return msal.createNestablePublicClientApplication({ auth: auth })
       .then(function (app) {
-        var request = { scopes: [scope] };
-        return app.acquireTokenSilent(request).catch(function () { return app.acquireTokenPopup(request); });
+        return app.acquireTokenSilent(request).catch(function (error) {
+          // Consent or sign-in needed: ask the person. Any other failure: the token form.
+          if (error instanceof msal.InteractionRequiredAuthError) { return app.acquireTokenPopup(request); }
+          throw error;
+        });
       })
       .then(function (result) { return result.accessToken; })
       .catch(function () { return null; });
@@ -46,19 +69,26 @@
     try { return window.localStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
   }
 
-  function askForToken(then) {
-    var form = el("tp-token-form");
-    form.hidden = false;
-    status("Sign in is not available here: paste a Warmline API token (POST /api/v1/tokens).");
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      var value = el("tp-token").value.trim();
-      if (!value) { return; }
-      try { window.localStorage.setItem(TOKEN_KEY, value); } catch (e) { /* private mode */ }
-      form.hidden = true;
-      then(value);
-    });
+  function storeToken(value) {
+    try {
+      if (value) { window.localStorage.setItem(TOKEN_KEY, value); } else { window.localStorage.removeItem(TOKEN_KEY); }
+    } catch (e) { /* private mode: ask again next time */ }
   }
+
+  function askForToken(message) {
+    el("tp-facts").hidden = true;
+    el("tp-token-form").hidden = false;
+    status(message);
+  }
+
+  el("tp-token-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var value = el("tp-token").value.trim();
+    if (!value || !sender) { return; }
+    el("tp-token").value = "";
+    el("tp-token-form").hidden = true;
+    load(sender, value, true);
+  });
 
   function render(ctx) {
     var name = (ctx.contact && ctx.contact.display_name) || ctx.address || ctx.query;
@@ -81,7 +111,8 @@
     status(ctx.sync && ctx.sync.syncing ? "Still syncing: numbers may grow." : "");
   }
 
-  function load(email, token) {
+  // isApiToken: a pasted or stored Warmline token (kept once accepted, forgotten once refused).
+  function load(email, token, isApiToken) {
     status("Looking up " + email + "…");
     fetch(main.dataset.contextUrl, {
       method: "POST",
@@ -90,24 +121,35 @@
       body: JSON.stringify({ email: email })
     })
       .then(function (response) {
-        return response.json().then(function (body) { return { ok: response.ok, code: response.status, body: body }; });
+        return response.json().catch(function () { return {}; })
+          .then(function (body) { return { ok: response.ok, code: response.status, body: body }; });
       })
       .then(function (result) {
-        if (result.ok) { render(result.body); return; }
-        if (result.code === 401 && token === storedToken()) {
-          try { window.localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+        if (result.ok) {
+          if (isApiToken) { storeToken(token); }
+          render(result.body);
+          return;
         }
-        status((result.body.error && result.body.error.message) || "Warmline answered " + result.code);
+        var reason = (result.body.error && result.body.error.message) || "Warmline answered " + result.code;
+        if (result.code === 401 || result.code === 403) {
+          if (isApiToken && token === storedToken()) { storeToken(null); }
+          askForToken("Warmline did not accept this token (" + reason + "). Paste a valid Warmline API token.");
+          return;
+        }
+        status(reason);
       })
       .catch(function () { status("Could not reach Warmline."); });
   }
 
   function start() {
-    var email = senderFromOffice() || senderFromQuery();
-    if (!email) { return; }
+    sender = senderFromOffice() || senderFromQuery();
+    if (!sender) { return; }
     naaToken().then(function (token) {
-      token = token || storedToken();
-      if (token) { load(email, token); } else { askForToken(function (t) { load(email, t); }); }
+      if (token) { load(sender, token, false); return; }
+      var stored = storedToken();
+      if (stored) { load(sender, stored, true); return; }
+      askForToken("Sign-in through Outlook is not available here: paste a Warmline API token " +
+        "(create one while signed in to Warmline: POST /api/v1/tokens).");
     });
   }
 

@@ -6,17 +6,21 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 import migrations
+from core.models import ConnectedAccount
 from core.settings import Settings
 from server.app import create_app
 from tests.functional.conftest import sandbox_settings
+from tests.functional.syncing import factory_for, sync_until_idle
 from tests.support import free_port
 
 if TYPE_CHECKING:
@@ -70,7 +74,15 @@ class LiveWarmline:
 
 
 @pytest.fixture
-def live(sandbox: Sandbox, tmp_path: Path) -> Iterator[LiveWarmline]:
+def live_overrides(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Extra settings for `live`; change them with indirect parametrization of this fixture."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+def live(
+    sandbox: Sandbox, tmp_path: Path, live_overrides: dict[str, object]
+) -> Iterator[LiveWarmline]:
     port = free_port()
     settings = sandbox_settings(
         sandbox,
@@ -78,6 +90,7 @@ def live(sandbox: Sandbox, tmp_path: Path) -> Iterator[LiveWarmline]:
         port=port,
         public_url=f"http://127.0.0.1:{port}",
         gmail_quota_profile="legacy",
+        **live_overrides,
     )
     settings.data_dir.mkdir(parents=True)
     migrations.upgrade(settings.effective_database_url)
@@ -96,3 +109,17 @@ def page(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-last.png"), full_page=True)
     context.close()
+
+
+def sign_in_and_sync(page: Page, live: LiveWarmline, mailbox: str) -> ConnectedAccount:
+    """Sign in with Google through the sandbox's consent page, then sync the account to idle."""
+    page.goto(f"{live.url}/login")
+    page.get_by_role("link", name="Sign in with Google").click()
+    # The sandbox's consent page: pick the mailbox, keep every box ticked, press Allow.
+    page.get_by_label("Sign in as").select_option(mailbox)
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(f"{live.url}/accounts")
+    with factory_for(live.settings)() as session:
+        account = session.scalars(select(ConnectedAccount)).one()
+    sync_until_idle(live.settings, uuid.UUID(str(account.id)))
+    return account
