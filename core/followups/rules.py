@@ -6,9 +6,10 @@ cause is a new suggestion; a dismissed or done one never comes back for the same
 * **Waiting on you** — their latest message is newer than yours, it was written to you (you are
   in To, among at most `mass_recipients` people) and `reply_working_days` full working days have
   passed in your time zone (core/followups/slots.add_working_days). Cause: that message.
-* **No reply to you** — your latest message is newer than theirs (or they never wrote), it went
-  to no mailing list and to at most `mass_recipients` people, and `nudge_days` have passed.
-  Cause: your message.
+* **No reply to you** — your latest message is newer than theirs (or they never wrote), it
+  opened a conversation or asked again (it is not your answer to their message in that thread:
+  the last word of an exchange, "thanks, will do", needs no nudge), it went to no mailing list
+  and to at most `mass_recipients` people, and `nudge_days` have passed. Cause: your message.
 * **After a meeting** — your latest meeting with them ended `after_meeting_days` ago and no
   email either way followed. Only small meetings (at most `meeting_max_people` people besides
   you) that are not occurrences of a recurring series: a weekly one-to-one or an all-hands is
@@ -71,6 +72,7 @@ class Mail:
     recipients: int = 1  # To + Cc + Bcc
     to_me_directly: bool = True  # inbound: one of my addresses is in To
     to_list: bool = False  # outbound: a mailing list was among the recipients
+    answers_them: bool = False  # outbound: it replies to their message in the same thread
     subject: str | None = None
 
 
@@ -167,7 +169,7 @@ def _no_reply(p: PersonFacts, now: dt.datetime, t: Thresholds) -> Suggestion | N
     mail = p.last_outbound
     if mail is None or (p.last_inbound is not None and p.last_inbound.at > mail.at):
         return None
-    if mail.to_list or mail.recipients > t.mass_recipients:
+    if mail.to_list or mail.answers_them or mail.recipients > t.mass_recipients:
         return None
     if _met_since(p, mail.at) or _too_old(mail.at, now, t):
         return None

@@ -274,7 +274,13 @@ def _outbound(
 ) -> Mail:
     """My message at `at` to them: how many it went to, and whether a list was one of them."""
     query = (
-        select(Message.id, Message.subject, Message.list_id)
+        select(
+            Message.id,
+            Message.subject,
+            Message.list_id,
+            Message.account_id,
+            Message.provider_thread_id,
+        )
         .join(MessageParticipant, MessageParticipant.message_id == Message.id)
         .where(
             _counted_messages(ctx, scoped=True),
@@ -290,7 +296,38 @@ def _outbound(
         return Mail(at=at)
     everyone = _recipients(session, row.id, RECIPIENT_ROLES)
     to_list = row.list_id is not None or any(a in lists for a in everyone)
-    return Mail(at=at, recipients=len(everyone), to_list=to_list, subject=row.subject)
+    answers = _previous_sender(session, row, at) in set(addresses)
+    return Mail(
+        at=at,
+        recipients=len(everyone),
+        to_list=to_list,
+        answers_them=answers,
+        subject=row.subject,
+    )
+
+
+def _previous_sender(session: Session, row: Any, at: dt.datetime) -> str | None:
+    """Who wrote the message before mine in the same thread (None: mine opened it)."""
+    if row.provider_thread_id is None:
+        return None
+    previous = (
+        select(Message.id)
+        .where(
+            Message.account_id == row.account_id,
+            Message.provider_thread_id == row.provider_thread_id,
+            Message.received_at < at,
+            Message.is_excluded.is_(False),
+        )
+        .order_by(Message.received_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return session.scalar(
+        select(MessageParticipant.address).where(
+            MessageParticipant.message_id == previous,
+            MessageParticipant.role == ParticipantRole.FROM,
+        )
+    )
 
 
 def _recipients(session: Session, message_id: int, roles: Iterable[ParticipantRole]) -> set[str]:

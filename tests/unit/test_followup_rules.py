@@ -82,6 +82,8 @@ def test_nudge_after_n_days_and_not_to_a_list() -> None:
     assert kinds(person(last_outbound=mine), at(15, 12)) == [K.NO_REPLY]
     to_list = Mail(at(10), to_list=True)
     assert kinds(person(last_outbound=to_list), at(18)) == []
+    answer = Mail(at(10), answers_them=True)  # the last word of an exchange
+    assert kinds(person(last_outbound=answer), at(18)) == []
     assert K.NO_REPLY not in kinds(person(last_outbound=mine, last_inbound=Mail(at(11))), at(18))
 
 

@@ -167,3 +167,21 @@ def test_auto_scheduling_puts_only_the_most_pressing_few_in_the_calendar() -> No
     assert len(auto) == AUTO_LIMIT + 1
     assert {100, 200} <= auto  # the pressing kind first; accepted always
     assert 19 in auto  # then the longest overdue
+
+
+def test_my_answer_ends_an_exchange_but_my_question_gets_a_nudge(session: Session) -> None:
+    user_id, (account,) = make_user(session, ME)
+    add(
+        session,
+        account,
+        msg("1", 12, "ada@example.org", thread="ta"),
+        msg("2", 8, ME, ("ada@example.org",), thread="ta"),  # my answer to Ada: "thanks, will do"
+        msg("3", 8, ME, ("bob@corp.io",), thread="tb"),  # a new question to Bob
+        msg("4", 14, ME, ("carol@gmail.com",), thread="tc"),
+        msg("5", 8, ME, ("carol@gmail.com",), thread="tc"),  # asking Carol again
+    )
+    evaluate(session, user_id)
+    assert set(live(session, user_id)) == {
+        ("bob@corp.io", FollowupKind.NO_REPLY),
+        ("carol@gmail.com", FollowupKind.NO_REPLY),
+    }
