@@ -293,6 +293,8 @@ class Contact(Base):
         Index("ix_contacts_user_person_key", "user_id", "person_key"),
         # The relationships page ranks by strength, paged by keyset (strength, id).
         Index("ix_contacts_user_strength", "user_id", "strength", "id"),
+        # "New this month" on the relationships page starts from the few first contacts lately.
+        Index("ix_contacts_user_first_contact", "user_id", "first_contact_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

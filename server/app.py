@@ -16,7 +16,17 @@ from core.db import make_engine, make_session_factory
 from core.queue import make_celery
 from core.runtime import load_secrets, make_vault, prepare_data_dir
 from core.settings import Settings
-from server import addons, api, context_api, errors, health, identity, web
+from server import (
+    addons,
+    api,
+    context_api,
+    errors,
+    followups_api,
+    health,
+    identity,
+    relationships_api,
+    web,
+)
 
 
 def create_app(settings: Settings) -> Flask:
@@ -50,6 +60,8 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(context_api.bp)
     app.register_blueprint(addons.bp)
+    app.register_blueprint(followups_api.bp)
+    app.register_blueprint(relationships_api.bp)
     app.after_request(_security_headers)
     app.jinja_env.globals["csrf_token"] = identity.csrf_token
     return app

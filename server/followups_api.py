@@ -17,7 +17,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, request
+from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 from pydantic import ValidationError
 
 from core.db import utcnow
@@ -185,6 +185,41 @@ def followup_form(followup_id: int, action: str) -> Response:
         abort(400, description=str(exc))
     _commit_and_run(user_id)
     return redirect(_local(request.form.get("next")))
+
+
+@bp.post("/settings/followups", endpoint="preferences_form")
+@login_required
+def preferences_form() -> Response:
+    user = _user()
+    merged = Preferences.of(user.preferences).as_json()
+    merged["auto_schedule"] = request.form.get("auto_schedule") == "1"
+    zone = (request.form.get("time_zone") or "").strip()
+    if zone and not is_time_zone(zone):
+        flash(f"Unknown time zone {zone!r}: use a name like Europe/Berlin.", "error")
+        return redirect(url_for("web.accounts_page"))
+    merged["time_zone"] = zone or None
+    for name in ("work_start", "work_end"):
+        value = (request.form.get(name) or "").strip()
+        if value:
+            merged[name] = value
+    user.preferences = Preferences.of(merged).as_json()
+    _commit_and_run(user.id)
+    flash("Follow-up settings saved.", "ok")
+    return redirect(url_for("web.accounts_page"))
+
+
+@bp.post("/settings/calendar-feed", endpoint="feed_form")
+@login_required
+def feed_form() -> Response:
+    user_id = _user_id()
+    if request.form.get("action") == "revoke":
+        feed.revoke_token(context.db(), user_id=user_id)
+        flash("Calendar feed turned off: the old address no longer works.", "ok")
+    else:
+        raw = feed.rotate_token(context.db(), user_id=user_id)
+        url = f"{context.settings().effective_public_url}/feeds/{raw}.ics"
+        flash(f"Subscribe to this address in your calendar app (shown once): {url}", "ok")
+    return redirect(url_for("web.accounts_page"))
 
 
 def _local(target: str | None) -> str:

@@ -145,6 +145,102 @@ OPERATIONS: dict[str, Operation] = {
             "order. Read-only, but a POST: cookie-authenticated calls send `X-CSRF-Token`."
         ),
     ),
+    "followups_api.list_followups": Operation(
+        "The user's follow-up suggestions",
+        "follow-ups",
+        schemas.FollowUpList,
+        errors=(400, 401),
+        query=(
+            Param(
+                "status",
+                "`live` (default: open, accepted, snoozed), `all`, or one status.",
+            ),
+        ),
+    ),
+    "followups_api.accept_followup": Operation(
+        "Accept a suggestion: it goes into the calendar, in a free slot",
+        "follow-ups",
+        schemas.FollowUp,
+        request=schemas.AcceptRequest,
+        errors=(400, *_WRITE_ERRORS, 404, 409),
+        path_params={"followup_id": "Id of one of the user's follow-ups."},
+    ),
+    "followups_api.done_followup": Operation(
+        "Mark a suggestion done (never again for the same cause)",
+        "follow-ups",
+        schemas.FollowUp,
+        errors=(*_WRITE_ERRORS, 404, 409),
+        path_params={"followup_id": "Id of one of the user's follow-ups."},
+    ),
+    "followups_api.dismiss_followup": Operation(
+        "Dismiss a suggestion (never again for the same cause)",
+        "follow-ups",
+        schemas.FollowUp,
+        errors=(*_WRITE_ERRORS, 404, 409),
+        path_params={"followup_id": "Id of one of the user's follow-ups."},
+    ),
+    "followups_api.snooze_followup": Operation(
+        "Snooze a suggestion until a date",
+        "follow-ups",
+        schemas.FollowUp,
+        request=schemas.SnoozeRequest,
+        errors=(400, *_WRITE_ERRORS, 404, 409),
+        path_params={"followup_id": "Id of one of the user's follow-ups."},
+    ),
+    "followups_api.get_preferences": Operation(
+        "Follow-up preferences", "follow-ups", schemas.Preferences, errors=_AUTH_ERRORS
+    ),
+    "followups_api.update_preferences": Operation(
+        "Change follow-up preferences (only the fields sent)",
+        "follow-ups",
+        schemas.Preferences,
+        request=schemas.PreferencesUpdate,
+        errors=(400, *_WRITE_ERRORS),
+    ),
+    "followups_api.create_calendar_feed": Operation(
+        "Make the secret ICS feed URL (revokes any earlier one)",
+        "follow-ups",
+        schemas.CalendarFeed,
+        status=201,
+        errors=_WRITE_ERRORS,
+    ),
+    "followups_api.revoke_calendar_feed": Operation(
+        "Revoke the ICS feed URL", "follow-ups", None, status=204, errors=_WRITE_ERRORS
+    ),
+    "relationships_api.list_relationships": Operation(
+        "Everyone the user has a relationship with, strongest first",
+        "relationships",
+        schemas.RelationshipPage,
+        errors=(400, 401),
+        description=(
+            "One row per person (their strongest address; counts over all their addresses), "
+            "people only: no lists or automated senders. Keyset-paged: pass `next_cursor` back "
+            "as `cursor`. 400 names a bad `filter`, `cursor` or `limit`."
+        ),
+        query=(
+            Param(
+                "filter",
+                "`going_quiet` / `waiting_on_you`: an open suggestion of that kind; "
+                "`never_met`: no meeting past or planned; `new_this_month`: first contact on "
+                "or after the 1st, in the user's time zone.",
+                {
+                    "type": "string",
+                    "enum": ["going_quiet", "waiting_on_you", "never_met", "new_this_month"],
+                },
+            ),
+            Param(
+                "q",
+                "Case-insensitive prefix of an address, the name or a word of it.",
+                {"type": "string", "maxLength": 320},
+            ),
+            Param("cursor", "`next_cursor` of the previous page."),
+            Param(
+                "limit",
+                "Rows per page.",
+                {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+            ),
+        ),
+    ),
     "context_api.openapi_json": Operation(
         "This document", "meta", None, auth=False, description="OpenAPI 3.1, generated."
     ),
@@ -273,7 +369,7 @@ def _operation(
 
 
 _ERROR_WORDS = {
-    400: "Malformed request body",
+    400: "Malformed request body or query parameter",
     401: "Not signed in and no valid API token",
     403: "Cookie-authenticated write without a valid X-CSRF-Token",
     404: "No such row among the user's own",

@@ -202,6 +202,74 @@ class SyncState(Schema):
     accounts: list[AccountSyncState]
 
 
+class ScheduledSlot(Schema):
+    start_at: dt.datetime
+    end_at: dt.datetime
+    written: bool = Field(description="The event is in the provider's calendar.")
+
+
+class FollowUp(Schema):
+    """A suggested follow-up (core/followups/rules.py says when each kind applies)."""
+
+    id: int
+    address: str = Field(description="The person (their person key: one of their addresses).")
+    display_name: str | None
+    kind: Literal["waiting_on_you", "no_reply", "after_meeting", "going_quiet", "off_screen"]
+    status: Literal["open", "accepted", "snoozed", "done", "dismissed", "resolved"]
+    reason: str = Field(description='Why, in words: "Ada wrote 4 days ago; you have not replied."')
+    due_at: dt.datetime
+    snoozed_until: dt.datetime | None
+    invite: bool = Field(description="The contact is invited to the call (accepted with invite).")
+    scheduled: ScheduledSlot | None = Field(description="Its slot in the calendar, if planned.")
+    calendar_error: str | None
+
+
+class FollowUpList(Schema):
+    follow_ups: list[FollowUp]
+
+
+class AcceptRequest(Schema):
+    invite: bool = Field(
+        default=False, description="Invite the contact (call/meeting suggestions only)."
+    )
+
+
+class SnoozeRequest(Schema):
+    until: dt.datetime = Field(description="When it comes back (with a time zone), ≤ 1 year.")
+
+
+class Preferences(Schema):
+    time_zone: str | None = Field(
+        default=None, description="IANA zone; null: the calendar's zone, else the server default."
+    )
+    work_start: str = Field(default="09:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    work_end: str = Field(default="17:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    working_days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        default=[0, 1, 2, 3, 4], min_length=1, max_length=7, description="Monday is 0."
+    )
+    auto_schedule: bool = Field(
+        default=False, description="Put every suggestion in the calendar, not only accepted ones."
+    )
+    calendar_account_id: str | None = Field(
+        default=None, description="Whose calendar gets the events; null: the first connected."
+    )
+
+
+class PreferencesUpdate(Schema):
+    time_zone: str | None = None
+    work_start: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    work_end: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    working_days: list[Annotated[int, Field(ge=0, le=6)]] | None = Field(
+        default=None, min_length=1, max_length=7
+    )
+    auto_schedule: bool | None = None
+    calendar_account_id: str | None = None
+
+
+class CalendarFeed(Schema):
+    url: str = Field(description="Secret ICS URL; shown once. Making a new one revokes this.")
+
+
 class ContactContext(Schema):
     """Who this person is to the signed-in user."""
 
@@ -220,7 +288,7 @@ class ContactContext(Schema):
     timeline: list[TimelineMonth] = Field(
         min_length=12, max_length=12, description="The last 12 months, oldest first."
     )
-    follow_ups: list[dict[str, Any]] = Field(description="Open follow-ups (a later release).")
+    follow_ups: list[FollowUp] = Field(description="Open, accepted and snoozed follow-ups.")
 
 
 class ContactContextWithSync(ContactContext):
@@ -237,6 +305,45 @@ class ContextsRequest(Schema):
 class ContextsResponse(Schema):
     contexts: list[ContactContext]
     sync: SyncState
+
+
+# Relationships (core/relationships.py)
+
+
+class RelationshipSuggestion(Schema):
+    """The person's most pressing open suggestion (core/followups)."""
+
+    id: int
+    kind: Literal["waiting_on_you", "no_reply", "after_meeting", "going_quiet", "off_screen"]
+    reason: str
+    due_at: dt.datetime
+    status: Literal["open", "accepted"]
+
+
+class Relationship(Schema):
+    """One person, under their strongest address; numbers over all of their addresses."""
+
+    address: str = Field(description="The person's strongest address (canonical).")
+    display_name: str | None
+    company: str | None
+    other_addresses: list[str] = Field(description="The same person's other addresses.")
+    strength: int = Field(ge=0, le=100)
+    strength_reasons: list[str] = Field(max_length=2, description="The first two reasons.")
+    first_contact_at: dt.datetime | None
+    last_contact_at: dt.datetime | None
+    last_contact_words: str | None = Field(description='e.g. "3 weeks ago, you wrote".')
+    inbound_count: int
+    outbound_count: int
+    past_meetings: int
+    next_meeting_at: dt.datetime | None
+    next_meeting_words: str | None = Field(description='e.g. "in 3 days".')
+    suggestion: RelationshipSuggestion | None
+
+
+class RelationshipPage(Schema):
+    items: list[Relationship] = Field(description="Strongest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
+    filter: Literal["going_quiet", "waiting_on_you", "never_met", "new_this_month"] | None
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -19,6 +19,7 @@ from flask import (
 from core import accounts, connect
 from core.db import utcnow
 from core.errors import OAuthFlowError, ProviderError
+from core.followups.policy import Preferences
 from core.models import Provider
 from core.ports import OAuthProvider
 from core.queue import SYNC_ACCOUNT
@@ -136,7 +137,12 @@ def accounts_page() -> Response | str:
     user = current_user()
     if user is None:
         return redirect(url_for("web.login"))
-    return _page("accounts.html", accounts=accounts.list_accounts(context.db(), user_id=user.id))
+    return _page(
+        "accounts.html",
+        accounts=accounts.list_accounts(context.db(), user_id=user.id),
+        prefs=Preferences.of(user.preferences),
+        feed_enabled=user.ics_token_hash is not None,
+    )
 
 
 @bp.post("/accounts/<uuid:account_id>/disconnect")

@@ -22,7 +22,14 @@ from sqlalchemy import select, update
 
 from core.context import timeline_months
 from core.db import transaction
-from core.models import AccountState, ConnectedAccount, Contact
+from core.models import (
+    AccountState,
+    ConnectedAccount,
+    Contact,
+    Followup,
+    FollowupKind,
+    FollowupStatus,
+)
 from core.settings import Settings
 from tests.functional.conftest import Browser
 from tests.functional.syncing import factory_for, sync_until_idle
@@ -381,10 +388,23 @@ def test_authorization_matrix(
     b_headers = {"Authorization": f"Bearer {b_token}"}
     anonymous = app.test_client()
 
+    with transaction(factory_for(settings)) as session:
+        a_followup = Followup(
+            user_id=a_contact.user_id,
+            address=a_contact.address,
+            kind=FollowupKind.WAITING_ON_YOU,
+            cause_key="in:1",
+            reason="A's secret reason",
+            due_at=dt.datetime.now(dt.UTC),
+        )
+        session.add(a_followup)
+        session.flush()
+        a_followup_id = a_followup.id
     values = {
         "email": quote(a_contact.address),
         "account_id": str(a_account),
         "token_id": a_token["id"],
+        "followup_id": str(a_followup_id),
     }
     secrets = {
         a_contact.address,
@@ -392,6 +412,7 @@ def test_authorization_matrix(
         str(a_account),
         a_token["id"],
         a_token["prefix"],
+        "A's secret reason",
     }
     rules = _guarded_rules(app)
     assert ("/api/v1/contacts/<path:email>/context", "GET") in rules
@@ -404,6 +425,10 @@ def test_authorization_matrix(
         body = {"emails": [a_contact.address]} if rule == "/api/v1/contexts" else None
         if rule == "/api/v1/tokens" and method == "POST":
             body = {"name": "probe"}
+        if rule == "/api/v1/preferences" and method == "PATCH":
+            body = {"auto_schedule": False}
+        if rule.endswith("/snooze"):
+            body = {"until": (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()}
 
         # No credentials at all.
         answer = anonymous.open(url, method=method, json=body)
@@ -438,11 +463,13 @@ def test_authorization_matrix(
                 leaked = {s for s in secrets - {a_contact.address} if s in text}
             else:
                 leaked = {s for s in secrets if s in text}
-                if "<uuid:" in rule:
+                if "<uuid:" in rule or "<int:" in rule:
                     assert answer.status_code == 404, (rule, method)
             assert not leaked, (rule, method, leaked)
 
-    # Nothing B did touched A: A's account, token and contact are still there.
+    # Nothing B did touched A: A's account, token, contact and follow-up are still there.
+    with factory_for(settings)() as session:
+        assert session.get(Followup, a_followup_id).status is FollowupStatus.OPEN
     assert browser.client.get(f"/api/v1/accounts/{a_account}").status_code == 200
     assert browser.client.get(CONTEXT.format(email=values["email"])).get_json()["known"] is True
     a_bearer = {"Authorization": f"Bearer {a_token['token']}"}

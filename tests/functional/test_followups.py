@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import uuid
 import zoneinfo
 from typing import TYPE_CHECKING, Any
@@ -253,7 +254,7 @@ def test_follow_ups_go_into_free_slots_once_and_leave_when_answered_met_or_dismi
         assert dt.time(9) <= local.time()
         assert end.astimezone(BERLIN).time() <= dt.time(17)
         assert not any(s < end and start < e for s, e in busy), (start, end)
-    for (_, end_a), (start_b, _) in zip(slots, slots[1:], strict=False):
+    for (_, end_a), (start_b, _) in itertools.pairwise(slots):
         assert end_a <= start_b  # follow-ups do not pile onto one slot either
 
     # A write whose answer was lost (the row forgot the event id) is finished, not doubled.
@@ -329,3 +330,55 @@ def _busy(settings: Settings, account_id: uuid.UUID) -> list[tuple[dt.datetime, 
             )
         ).all()
     return [(s, e) for s, e in rows if s and e]
+
+
+def test_settings_forms_feed_lifecycle_and_bad_requests(
+    browser: Browser, other_browser: Browser, make_mailbox, fast: Settings, sandbox: Sandbox
+) -> None:
+    mailbox = make_mailbox("google", messages=5)
+    assert browser.connect("google", mailbox)[0] == 302
+    token = browser.csrf()
+    page = browser.client.post(
+        "/settings/followups",
+        data={"csrf_token": token, "auto_schedule": "1", "time_zone": "Asia/Kolkata"},
+    )
+    assert page.status_code == 302
+    prefs = browser.client.get("/api/v1/preferences").get_json()
+    assert (prefs["auto_schedule"], prefs["time_zone"]) == (True, "Asia/Kolkata")
+    # A zone nobody knows is refused with a message and changes nothing.
+    browser.client.post("/settings/followups", data={"csrf_token": token, "time_zone": "Mars/Base"})
+    assert browser.client.get("/api/v1/preferences").get_json()["time_zone"] == "Asia/Kolkata"
+    assert "Unknown time zone" in browser.client.get("/accounts").get_data(as_text=True)
+    bad = browser.client.patch(
+        "/api/v1/preferences", json={"work_start": "18:00", "work_end": "09:00"},
+        headers={"X-CSRF-Token": token},
+    )  # fmt: skip
+    assert bad.status_code == 400
+    assert "work_end" in bad.get_json()["error"]["message"]
+    # Without the CSRF token a form post is refused.
+    assert (
+        browser.client.post("/settings/followups", data={"auto_schedule": "1"}).status_code == 403
+    )
+
+    # The feed: made, served, replaced (the old address dies), turned off.
+    browser.client.post("/settings/calendar-feed", data={"csrf_token": token, "action": "rotate"})
+    html = browser.client.get("/accounts").get_data(as_text=True)
+    first = urlsplit(html.split("(shown once): ", 1)[1].split("<", 1)[0].strip()).path
+    assert browser.client.get(first).status_code == 200
+    assert other_browser.client.get(first).status_code == 200  # the URL is the credential
+    second = urlsplit(_post(browser, "/api/v1/calendar-feed").get_json()["url"]).path
+    assert browser.client.get(first).status_code == 404
+    assert browser.client.get(second).status_code == 200
+    browser.client.post("/settings/calendar-feed", data={"csrf_token": token, "action": "revoke"})
+    assert browser.client.get(second).status_code == 404
+
+    # Unknown or someone else's follow-up: 404; bad bodies: 400; never an open redirect.
+    assert _post(browser, "/api/v1/followups/999999/done").status_code == 404
+    assert browser.client.get("/api/v1/followups?status=bogus").status_code == 400
+    snooze = _post(browser, "/api/v1/followups/1/snooze", {"until": "tomorrow"})
+    assert snooze.status_code == 400
+    assert snooze.get_json()["error"]["message"].startswith("until")
+    gone = browser.client.post(
+        "/followups/999999/done", data={"csrf_token": token, "next": "//evil.example/"}
+    )
+    assert gone.status_code == 404
