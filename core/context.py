@@ -14,10 +14,13 @@ Readings (where DEFINITIONS.md is silent):
   the user's own connected accounts. Nothing keyed by address alone is ever read unscoped.
 * **Counts, dates, strength** are the derived `Contact` row as derivation wrote it
   (core/derive), so the sidebar and every other reader agree.
-* **Recent threads**: the latest `RECENT_THREADS` threads (per account) holding a message of
-  the user's accounts, not spam/trash/draft, with the contact as From, To, Cc or Bcc. Message
-  count and last message are over the whole thread as stored (copies of one Message-ID in two
-  folders count once); the last message is `out` when the user sent it.
+* **Recent threads**: the latest `RECENT_THREADS` conversations holding a message of the user's
+  accounts, not spam/trash/draft, with the contact as From, To, Cc or Bcc, latest contact
+  first. A thread is per account; threads that share a Message-ID (one conversation seen
+  through two accounts, DEFINITIONS.md "Across accounts") are one conversation, shown once under
+  the account and thread id of its thread with the latest message of the contact. Message count
+  and last message are over the whole conversation as stored (copies of one Message-ID in two
+  folders or accounts count once); the last message is `out` when the user sent it.
 * **Timeline**: the current month and the eleven before it (UTC calendar months); per month the
   *counted* messages each way (the rules of core/derive: sent flag or own From is outbound;
   inbound must be the contact writing to the user) and the qualifying meetings that have ended,
@@ -29,14 +32,16 @@ Readings (where DEFINITIONS.md is silent):
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from email.utils import parseaddr
 from typing import Any, Literal
 
 from sqlalchemy import String, and_, cast, func, literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.addresses import canonical_address
 from core.derive import people
@@ -45,6 +50,7 @@ from core.derive.history import MeetingItem
 # One home for the meeting rules (DEFINITIONS.md "Meetings"): derivation's own reader, so the
 # timeline's meetings are exactly the ones `past_meetings` counted.
 from core.derive.store import qualifying_meetings, user_context
+from core.followups import actions as followup_actions
 from core.models import (
     AccountState,
     ConnectedAccount,
@@ -311,8 +317,18 @@ def _one(session: Session, scope: _Scope, email: str, *, now: dt.datetime) -> di
         "strength_reasons": list(contact.strength_reasons or []),
         "cadence_days": contact.cadence_days,
         "timeline": timeline,
-        "follow_ups": [],
+        "follow_ups": _follow_ups(session, scope, contact, now=now),
     }
+
+
+def _follow_ups(
+    session: Session, scope: _Scope, contact: Contact, *, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The person's live suggestions (stored under their person key, core/followups/store)."""
+    rows = followup_actions.list_followups(
+        session, user_id=scope.user_id, addresses={contact.person_key or contact.address}
+    )
+    return followup_actions.as_json(session, rows, now=now)
 
 
 def _empty(email: str, address: str | None, reason: Reason, months: list[str]) -> dict[str, Any]:
@@ -400,6 +416,46 @@ def _thread_key() -> Any:
 def _recent_threads(session: Session, scope: _Scope, address: str) -> list[dict[str, Any]]:
     if not scope.account_ids:
         return []
+    # A conversation seen through n accounts is up to n threads: enough of them that after
+    # merging there are still RECENT_THREADS conversations whenever there are that many.
+    heads = _thread_heads(session, scope, address, limit=RECENT_THREADS * len(scope.account_ids))
+    if not heads:
+        return []
+    rows = _thread_rows(session, scope, heads)
+    senders = _participants(session, [r.id for r in rows], roles=(ParticipantRole.FROM,))
+    threads: dict[tuple[uuid.UUID, str], list[Any]] = {}
+    for row in rows:  # rows ascend in time
+        threads.setdefault((row.account_id, row.thread), []).append(row)
+    answer = []
+    for members in _conversations(heads, threads):
+        account_id, key = members[0]
+        messages = sorted(
+            (row for member in members for row in threads[member]),
+            key=lambda r: (r.received_at, r.id),
+        )
+        last = messages[-1]
+        subjects = [r.subject.strip() for r in messages if r.subject and r.subject.strip()]
+        outbound = last.is_sent or any(a in scope.own for _, a in senders.get(last.id, ()))
+        answer.append(
+            {
+                "account_id": account_id,
+                "provider": scope.providers.get(account_id),
+                "thread_id": key,
+                "subject": subjects[-1] if subjects else None,
+                "last_message_at": last.received_at,
+                "last_direction": "out" if outbound else "in",
+                "message_count": len({r.internet_message_id or f"id:{r.id}" for r in messages}),
+            }
+        )
+        if len(answer) == RECENT_THREADS:
+            break
+    return answer
+
+
+def _thread_heads(
+    session: Session, scope: _Scope, address: str, *, limit: int
+) -> list[tuple[uuid.UUID, str]]:
+    """Return (account id, thread key) of the contact's latest threads, latest first."""
     # Group on a labelled column: PostgreSQL will not match a repeated bound expression.
     parts = (
         select(Message.account_id, _thread_key().label("thread"), Message.received_at)
@@ -413,69 +469,70 @@ def _recent_threads(session: Session, scope: _Scope, address: str) -> list[dict[
     )
     latest = func.max(parts.c.received_at)
     heads = session.execute(
-        select(parts.c.account_id, parts.c.thread, latest)
+        select(parts.c.account_id, parts.c.thread)
         .group_by(parts.c.account_id, parts.c.thread)
-        .order_by(latest.desc(), parts.c.thread)
-        .limit(RECENT_THREADS)
+        .order_by(latest.desc(), parts.c.thread, parts.c.account_id)
+        .limit(limit)
     ).all()
-    if not heads:
-        return []
-    # The whole of each thread, not only the messages the contact is on. Reach the rows
-    # through the indexed columns the key is made of (an expression cannot use an index),
-    # then keep exactly the wanted keys.
-    wanted = {(account_id, key) for account_id, key, _ in heads}
-    keys = sorted({key for _, key, _ in heads})
+    return [(account_id, thread) for account_id, thread in heads]
+
+
+def _thread_rows(session: Session, scope: _Scope, heads: Sequence[tuple[uuid.UUID, str]]) -> Any:
+    """Return the counted messages of these threads (all of them, not only the contact's)."""
+    wanted = set(heads)
+    keys = sorted({key for _, key in heads})
+    accounts = sorted({account_id for account_id, _ in heads})
     row_ids = [int(k[3:]) for k in keys if k.startswith("id:") and k[3:].isdigit()]
-    candidates = session.execute(
-        select(
-            Message.id,
-            Message.account_id,
-            _thread_key(),
-            Message.internet_message_id,
-            Message.received_at,
-            Message.subject,
-            Message.is_sent,
-        )
-        .where(
-            _counted(scope),
-            or_(
-                Message.provider_thread_id.in_(keys),
-                Message.internet_message_id.in_(keys),
-                Message.id.in_(row_ids),
-            ),
-        )
-        .order_by(Message.received_at)
-    ).all()
-    rows = [r for r in candidates if (r.account_id, r[2]) in wanted]
-    senders = _participants(session, [r.id for r in rows], roles=(ParticipantRole.FROM,))
-    threads: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
-    for row in rows:
-        thread = threads.setdefault(
-            (row.account_id, row[2]),
-            {"keys": set(), "last": None, "subject": None, "outbound": False},
-        )
-        thread["keys"].add(row.internet_message_id or f"id:{row.id}")
-        outbound = row.is_sent or any(a in scope.own for _, a in senders.get(row.id, ()))
-        thread["last"], thread["outbound"] = row.received_at, outbound  # rows ascend in time
-        if row.subject and row.subject.strip():
-            thread["subject"] = row.subject.strip()
-    answer = []
-    for account_id, key, _ in heads:
-        thread = threads.get((account_id, key))
-        if thread is None:
-            continue
-        answer.append(
-            {
-                "account_id": account_id,
-                "provider": scope.providers.get(account_id),
-                "thread_id": key,
-                "subject": thread["subject"],
-                "last_message_at": thread["last"],
-                "last_direction": "out" if thread["outbound"] else "in",
-                "message_count": len(thread["keys"]),
-            }
-        )
-    return answer
+    # Reach the rows through the indexes the key is made of, one lookup each: the key expression
+    # cannot use an index, and an OR of the lookups makes SQLite scan the whole mailbox. Then
+    # keep exactly the wanted keys.
+    lookups = [
+        and_(Message.account_id.in_(accounts), Message.provider_thread_id.in_(keys)),
+        Message.internet_message_id.in_(keys),
+    ]
+    if row_ids:
+        lookups.append(Message.id.in_(row_ids))
+    found: dict[int, Any] = {}
+    for lookup in lookups:
+        for row in session.execute(
+            select(
+                Message.id,
+                Message.account_id,
+                _thread_key().label("thread"),
+                Message.internet_message_id,
+                Message.received_at,
+                Message.subject,
+                Message.is_sent,
+            ).where(_counted(scope), lookup)
+        ):
+            if (row.account_id, row.thread) in wanted:
+                found[row.id] = row
+    return sorted(found.values(), key=lambda r: (r.received_at, r.id))
+
+
+def _conversations(
+    heads: Sequence[tuple[uuid.UUID, str]], threads: dict[tuple[uuid.UUID, str], list[Any]]
+) -> list[list[tuple[uuid.UUID, str]]]:
+    """Group threads sharing a Message-ID into conversations, each at its first head's place."""
+    parent = list(range(len(heads)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_seen: dict[str, int] = {}
+    for i, head in enumerate(heads):
+        for row in threads.get(head, ()):
+            if row.internet_message_id:
+                a, b = root(first_seen.setdefault(row.internet_message_id, i)), root(i)
+                parent[max(a, b)] = min(a, b)  # the earlier head leads
+    groups: dict[int, list[tuple[uuid.UUID, str]]] = {}
+    for i, head in enumerate(heads):
+        if head in threads:
+            groups.setdefault(root(i), []).append(head)
+    return list(groups.values())
 
 
 def _participants(
@@ -511,11 +568,6 @@ def _month_start(month: str) -> dt.datetime:
     return dt.datetime(year, number, 1, tzinfo=dt.UTC)
 
 
-def _month_of(at: dt.datetime) -> str:
-    utc = at.astimezone(dt.UTC)
-    return f"{utc.year:04d}-{utc.month:02d}"
-
-
 def _timeline(
     session: Session,
     scope: _Scope,
@@ -525,18 +577,26 @@ def _timeline(
     months: list[str],
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
-    buckets = {m: {"month": m, "inbound": 0, "outbound": 0, "meetings": 0} for m in months}
-    start = _month_start(months[0])
-    for at, direction in _counted_mail_since(session, scope, contact, since=start):
-        bucket = buckets.get(_month_of(at))
-        if bucket is not None:
-            bucket["inbound" if direction == "in" else "outbound"] += 1
+    buckets = [{"month": m, "inbound": 0, "outbound": 0, "meetings": 0} for m in months]
+    # Month i is [bounds[i], bounds[i + 1]): a bisection per message, not a formatted month.
+    bounds = [_month_start(m) for m in months]
+    last = bounds[-1]
+    bounds.append(dt.datetime(last.year + last.month // 12, last.month % 12 + 1, 1, tzinfo=dt.UTC))
+
+    def bucket(at: dt.datetime) -> dict[str, Any] | None:
+        i = bisect.bisect_right(bounds, at) - 1
+        return buckets[i] if 0 <= i < len(buckets) else None
+
+    for at, direction in _counted_mail_since(session, scope, contact, since=bounds[0]):
+        found = bucket(at)
+        if found is not None:
+            found["inbound" if direction == "in" else "outbound"] += 1
     for meeting in meetings:
-        if meeting.end_at <= now and meeting.start_at >= start:
-            bucket = buckets.get(_month_of(meeting.start_at))
-            if bucket is not None:
-                bucket["meetings"] += 1
-    return list(buckets.values())
+        if meeting.end_at <= now:
+            found = bucket(meeting.start_at)
+            if found is not None:
+                found["meetings"] += 1
+    return buckets
 
 
 def _counted_mail_since(
@@ -551,6 +611,9 @@ def _counted_mail_since(
     """
     if not scope.account_ids:
         return []
+    # Each row carries one From address of the message (an outer join, one index seek): an own
+    # From makes the message outbound, with no second query over every message's participants.
+    sender = aliased(MessageParticipant, name="sender")
     rows = session.execute(
         select(
             Message.id,
@@ -562,8 +625,12 @@ def _counted_mail_since(
             Message.auto_submitted,
             Message.has_list_unsubscribe,
             MessageParticipant.role,
+            sender.address.label("sender"),
         )
         .join(MessageParticipant, MessageParticipant.message_id == Message.id)
+        .outerjoin(
+            sender, and_(sender.message_id == Message.id, sender.role == ParticipantRole.FROM)
+        )
         .where(
             _counted(scope),
             Message.received_at >= since,
@@ -571,34 +638,60 @@ def _counted_mail_since(
             MessageParticipant.role.in_(_PARTY_ROLES),
         )
     ).all()
-    own = _participants(
-        session,
-        sorted({r.id for r in rows}),
-        roles=(ParticipantRole.FROM, ParticipantRole.TO, ParticipantRole.CC),
-    )
+    own_cache: dict[str, bool] = {}
+
+    def is_own(address: str) -> bool:
+        if address not in own_cache:
+            own_cache[address] = address in scope.own
+        return own_cache[address]
+
+    from_own = {row[0] for row in rows if row[-1] is not None and is_own(row[-1])}
     is_person = contact.kind == people.PERSON
     counted: dict[tuple[str, str], dt.datetime] = {}
-    for row in rows:
-        parties = own.get(row.id, ())
-        from_own = any(r is ParticipantRole.FROM and a in scope.own for r, a in parties)
-        to_own = any(r is not ParticipantRole.FROM and a in scope.own for r, a in parties)
-        outbound = row.is_sent or from_own
-        if outbound and row.role in _RECIPIENT_ROLES:
-            direction = "out"
-        elif not outbound and row.role is ParticipantRole.FROM:
-            traits = people.MessageTraits(
-                row.list_id,
-                row.precedence,
-                row.auto_submitted,
-                bool(row.has_list_unsubscribe),
-                to_own,
-            )
-            if is_person and not people.counts_as_inbound(traits):
-                continue
-            direction = "in"
-        else:
-            continue
-        key = (row.internet_message_id or f"id:{row.id}", direction)
-        if key not in counted or row.received_at < counted[key]:
-            counted[key] = row.received_at
+
+    def keep(message_id: int, message_key: str | None, at: dt.datetime, direction: str) -> None:
+        key = (message_key or f"id:{message_id}", direction)
+        if key not in counted or at < counted[key]:
+            counted[key] = at
+
+    # A person's list mail counts only when the user is in To or Cc too: decided after the loop.
+    undecided: list[tuple[int, str | None, dt.datetime]] = []
+    # Rows are unpacked, not read by attribute: this loop sees every message of a busy contact.
+    # A message with several From rows repeats here; keep() makes that harmless.
+    for message_id, message_key, at, is_sent, *traits, unsubscribe, role, _ in rows:
+        outbound = is_sent or message_id in from_own
+        if outbound and role in _RECIPIENT_ROLES:
+            keep(message_id, message_key, at, "out")
+        elif not outbound and role is ParticipantRole.FROM:
+            if is_person:
+                verdict = _counts_as_inbound(*traits, bool(unsubscribe))
+                if verdict is None:
+                    undecided.append((message_id, message_key, at))
+                if not verdict:
+                    continue
+            keep(message_id, message_key, at, "in")
+    if undecided:
+        addressed = _participants(
+            session,
+            sorted({message_id for message_id, _, _ in undecided}),
+            roles=(ParticipantRole.TO, ParticipantRole.CC),
+        )
+        for message_id, message_key, at in undecided:
+            if any(is_own(a) for _, a in addressed.get(message_id, ())):
+                keep(message_id, message_key, at, "in")
     return [(at, direction) for (_, direction), at in counted.items()]
+
+
+@functools.lru_cache(maxsize=1024)
+def _counts_as_inbound(
+    list_id: str | None, precedence: str | None, auto_submitted: str | None, unsubscribe: bool
+) -> bool | None:
+    """Return whether a person's message counts as inbound, or None when that depends on
+    whether the user is in To or Cc (few header combinations occur: cached)."""
+    verdicts = {
+        addressed: people.counts_as_inbound(
+            people.MessageTraits(list_id, precedence, auto_submitted, unsubscribe, addressed)
+        )
+        for addressed in (False, True)
+    }
+    return verdicts[False] if verdicts[False] == verdicts[True] else None
