@@ -28,6 +28,8 @@ API_TOKEN_PREFIX = "wl_"
 SESSION_TTL = dt.timedelta(days=14)
 OAUTH_REQUEST_TTL = dt.timedelta(minutes=10)
 
+LAST_USED_RESOLUTION = dt.timedelta(minutes=5)
+
 
 def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -81,7 +83,10 @@ def get_user_by_api_token(session: Session, *, raw: str, now: dt.datetime) -> Us
     token = session.scalars(select(ApiToken).where(ApiToken.token_hash == _hash(raw))).first()
     if token is None or token.revoked_at is not None:
         return None
-    token.last_used_at = now
+    # Recorded to five minutes, not per request: a write on every call would make each API
+    # request hold SQLite's write lock until it ends, serialising concurrent readers.
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        token.last_used_at = now
     return session.get(User, token.user_id)
 
 
