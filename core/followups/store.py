@@ -310,18 +310,22 @@ def _previous_sender(session: Session, row: Any, at: dt.datetime) -> str | None:
     """Who wrote the message before mine in the same thread (None: mine opened it)."""
     if row.provider_thread_id is None:
         return None
-    previous = (
-        select(Message.id)
-        .where(
-            Message.account_id == row.account_id,
-            Message.provider_thread_id == row.provider_thread_id,
-            Message.received_at < at,
-            Message.is_excluded.is_(False),
+    # The thread's rows come from the (account, thread) index and are ordered here: with an
+    # ORDER BY received_at, SQLite walks the account's mail by date instead.
+    earlier = [
+        (when, message_id)
+        for message_id, when in session.execute(
+            select(Message.id, Message.received_at).where(
+                Message.account_id == row.account_id,
+                Message.provider_thread_id == row.provider_thread_id,
+                Message.is_excluded.is_(False),
+            )
         )
-        .order_by(Message.received_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+        if when < at
+    ]
+    if not earlier:
+        return None
+    previous = max(earlier)[1]
     return session.scalar(
         select(MessageParticipant.address).where(
             MessageParticipant.message_id == previous,

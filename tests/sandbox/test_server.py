@@ -434,7 +434,8 @@ def test_main_serves_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             emails = {m["email"] for m in listed["mailboxes"]}
             assert emails == {"ada@sandbox-gmail.test", "grace@sandbox-outlook.test"}
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=10) == 0
+            # Generous: a loaded machine is slow to stop; the point is a clean exit.
+            assert proc.wait(timeout=30) == 0
             assert "sandbox stopped" in proc.stdout.read()
         finally:
             if proc.poll() is None:
