@@ -53,9 +53,17 @@ def _ms(at: dt.datetime) -> int:
 
 
 def _message(
-    mid: str, at: dt.datetime, sender: str, to: str, subject: str, *, sent: bool
+    mid: str,
+    at: dt.datetime,
+    sender: str,
+    to: str,
+    subject: str,
+    *,
+    sent: bool,
+    reply_to: str | None = None,
 ) -> dict[str, Any]:
     labels = ["SENT"] if sent else ["INBOX"]
+    extra = [["In-Reply-To", f"<{reply_to}@followups.test>"]] if reply_to else []
     return {
         "id": _hex(mid),
         "thread_id": _hex(subject),
@@ -68,6 +76,7 @@ def _message(
             ["Subject", subject],
             ["Message-ID", f"<{mid}@followups.test>"],
             ["Date", at.strftime("%a, %d %b %Y %H:%M:%S +0000")],
+            *extra,
         ],
         "size_estimate": 2000,
         "is_read": True,
@@ -89,23 +98,40 @@ def _working_days_after(start: dt.date, n: int) -> list[dt.date]:
 
 
 def _plant(sandbox: Sandbox, mailbox: str, now: dt.datetime) -> list[dt.date]:
-    """Three people wrote to the user 9 days ago; the user's next two working days are full."""
+    """Three people wrote to the user 9 days ago; today and the next two working days are
+    full. Zed has answered the user's mail at 15:10 Berlin time before."""
     store = sandbox.state.store
     wrote = now - dt.timedelta(days=9)
-    with sandbox.state.lock:
-        store.add_messages(
-            mailbox,
-            [
-                _message(f"in-{who}", wrote, f"{name} <{who}>", mailbox, subject, sent=False)
-                for who, name, subject in (
-                    (ZED, "Zed Quill", "Contract draft"),
-                    (YARA, "Yara Lind", "Workshop dates"),
-                    (XAVI, "Xavi Roca", "Invoice 42"),
-                )
-            ],
+    messages = [
+        _message(f"in-{who}", wrote, f"{name} <{who}>", mailbox, subject, sent=False)
+        for who, name, subject in (
+            (ZED, "Zed Quill", "Contract draft"),
+            (YARA, "Yara Lind", "Workshop dates"),
+            (XAVI, "Xavi Roca", "Invoice 42"),
         )
+    ]
+    for n, days in enumerate((40, 35, 30)):
+        day = (now - dt.timedelta(days=days)).astimezone(BERLIN).date()
+        asked = dt.datetime.combine(day, dt.time(10), tzinfo=BERLIN)
+        answered = dt.datetime.combine(day, dt.time(15, 10), tzinfo=BERLIN)
+        subject = f"Question {n}"
+        messages.append(_message(f"q{n}", asked, mailbox, ZED, subject, sent=True))
+        messages.append(
+            _message(
+                f"a{n}",
+                answered,
+                f"Zed Quill <{ZED}>",
+                mailbox,
+                f"Re: {subject}",
+                sent=False,
+                reply_to=f"q{n}",
+            )
+        )
+    today = now.astimezone(BERLIN).date()
+    full = [today, *_working_days_after(today, 2)]
+    with sandbox.state.lock:
+        store.add_messages(mailbox, messages)
         primary = store.list_calendars(mailbox)[0]
-        full = _working_days_after(now.astimezone(BERLIN).date(), 2)
         for day in full:
             start = dt.datetime.combine(day, dt.time(8), tzinfo=BERLIN)
             end = dt.datetime.combine(day, dt.time(18), tzinfo=BERLIN)
@@ -254,6 +280,12 @@ def test_follow_ups_go_into_free_slots_once_and_leave_when_answered_met_or_dismi
         assert dt.time(9) <= local.time()
         assert end.astimezone(BERLIN).time() <= dt.time(17)
         assert not any(s < end and start < e for s, e in busy), (start, end)
+    # Zed's reply lands at the hour Zed answers mail (unless that hour is taken that day).
+    [zed] = [e for e in events if e["summary"] == "Reply to Zed Quill"]
+    zed_start = _start(zed).astimezone(BERLIN)
+    three = dt.datetime.combine(zed_start.date(), dt.time(15), tzinfo=BERLIN)
+    taken = any(s < three + dt.timedelta(hours=1) and three < e for s, e in busy)
+    assert zed_start.hour == 15 or taken, zed_start
     for (_, end_a), (start_b, _) in itertools.pairwise(slots):
         assert end_a <= start_b  # follow-ups do not pile onto one slot either
 
@@ -382,3 +414,57 @@ def test_settings_forms_feed_lifecycle_and_bad_requests(
         "/followups/999999/done", data={"csrf_token": token, "next": "//evil.example/"}
     )
     assert gone.status_code == 404
+
+
+@pytest.mark.parametrize("provider", ["google", "microsoft"])
+def test_a_call_is_a_longer_slot_and_invites_the_contact_only_when_asked(
+    provider: str, browser: Browser, make_mailbox, fast: Settings, sandbox: Sandbox
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    mailbox = make_mailbox(provider, messages=5, days=30)
+    olga = "olga.berg@partner.example"
+    messages = []
+    for n in range(12):  # three months of mail both ways, never met; I had the last word
+        at = now - dt.timedelta(days=95 - 8 * n)
+        subject = f"Design {n}"
+        messages.append(_message(f"o{n}", at, f"Olga Berg <{olga}>", mailbox, subject, sent=False))
+        messages.append(
+            _message(
+                f"m{n}",
+                at + dt.timedelta(hours=2),
+                mailbox,
+                olga,
+                f"Re: {subject}",
+                sent=True,
+                reply_to=f"o{n}",
+            )
+        )
+    with sandbox.state.lock:
+        sandbox.state.store.add_messages(mailbox, messages)
+    assert browser.connect(provider, mailbox)[0] == 302
+    [account] = browser.client.get("/api/v1/accounts").get_json()["accounts"]
+    account_id = uuid.UUID(account["id"])
+    sync_until_idle(fast, account_id)
+    with factory_for(fast)() as session:
+        user_id = session.get(ConnectedAccount, account_id).user_id
+    _until_written(fast, user_id)
+    call = _live(browser)[olga]
+    assert call["kind"] == "off_screen"
+    assert call["reason"].startswith("24 emails both ways since")
+    assert call["reason"].endswith("never met: suggest a call.")
+
+    assert _post(browser, f"/api/v1/followups/{call['id']}/accept").status_code == 200
+    _until_written(fast, user_id)
+    [event] = _calendar_events(sandbox, mailbox)
+    start, end = _start(event), dt.datetime.fromisoformat(event["end"]["date_time"])
+    assert end - start == dt.timedelta(minutes=30)
+    assert event["summary"] == "Call Olga Berg"
+    assert {a["email"] for a in event["attendees"]} <= {mailbox}  # nobody invited yet
+
+    # The user asks to invite Olga: the same event, now with her on it.
+    invited = _post(browser, f"/api/v1/followups/{call['id']}/accept", {"invite": True})
+    assert invited.get_json()["invite"] is True
+    _until_written(fast, user_id)
+    [again] = _calendar_events(sandbox, mailbox)
+    assert again["id"] == event["id"]
+    assert olga in {a["email"] for a in again["attendees"]}
