@@ -14,7 +14,7 @@ from core.models import ConnectedAccount
 from tests.browser.conftest import ARTIFACTS, LiveWarmline
 from tests.browser.test_sidebar import _sign_in_with_google
 from tests.functional.syncing import factory_for, sync_until_idle
-from tests.functional.test_followups import ZED, _calendar_events, _followups, _plant
+from tests.functional.test_followups import XAVI, ZED, _calendar_events, _followups, _plant
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -37,6 +37,16 @@ def test_schedule_a_follow_up_from_the_sidebar_then_mark_it_done(
     user_id = account.user_id
     sync_until_idle(live.settings, uuid.UUID(str(account.id)))
     _followups(live.settings, user_id)  # what the worker does after a sync
+
+    # The relationships page lists who waits for an answer; Xavi's can be dismissed right there.
+    page.goto(f"{live.url}/relationships?filter=waiting_on_you")
+    waiting = page.get_by_test_id("relationship")
+    addresses = {waiting.nth(i).get_attribute("data-address") for i in range(waiting.count())}
+    assert {ZED, XAVI} <= addresses
+    page.locator(f'[data-address="{XAVI}"]').get_by_test_id("relationship-dismiss").click()
+    page.wait_for_url(f"{live.url}/relationships?filter=waiting_on_you")
+    assert page.locator(f'[data-address="{XAVI}"]').count() == 0
+    assert page.locator(f'[data-address="{ZED}"]').count() == 1
 
     page.goto(f"{live.url}/sidebar?email={ZED}")
     item = page.get_by_test_id("follow-up")
