@@ -265,6 +265,17 @@ def _context_card(answer: dict[str, Any], sender: str) -> dict[str, Any]:
             }
         }
     )
+    for follow_up in answer.get("follow_ups") or []:
+        # The suggestion in words; acting on it happens in Warmline (the button below).
+        widgets.append(
+            {
+                "decoratedText": {
+                    "topLabel": "Follow up",
+                    "text": _text(follow_up["reason"]),
+                    "wrapText": True,
+                }
+            }
+        )
     widgets += [{"divider": {}}, _open_button("Open in Warmline", link)]
     company = contact.get("company")
     subtitle = f"{address} · {company}" if company else address

@@ -72,6 +72,8 @@ CARD_SCHEMA: dict[str, Any] = {
                         "topLabel": {"type": "string"},
                         "text": _STRING,
                         "bottomLabel": {"type": "string"},
+                        # google.apps.card.v1.DecoratedText.wrapText
+                        "wrapText": {"type": "boolean"},
                         "startIcon": {
                             "type": "object",
                             "additionalProperties": False,

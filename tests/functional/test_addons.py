@@ -8,6 +8,7 @@ forger.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +20,16 @@ from flask import Flask
 from sqlalchemy import select
 
 import migrations
-from core.models import ConnectedAccount, Contact, Message, MessageParticipant, ParticipantRole
+from core.db import transaction
+from core.models import (
+    ConnectedAccount,
+    Contact,
+    Followup,
+    FollowupKind,
+    Message,
+    MessageParticipant,
+    ParticipantRole,
+)
 from core.settings import Settings
 from server.app import create_app
 from tests.functional.card_schema import validate
@@ -208,6 +218,17 @@ def test_gmail_card_for_a_real_correspondent(
     contact, message_id = _best_correspondent(settings, account)
     client = app.test_client()
     user_token = _google_user(sandbox, account.provider_account_id)
+    with transaction(factory_for(settings)) as session:
+        session.add(
+            Followup(
+                user_id=contact.user_id,
+                address=contact.person_key or contact.address,
+                kind=FollowupKind.GOING_QUIET,
+                cause_key="quiet:1",
+                reason="You usually talk every 6 days; the last time was 3 weeks ago.",
+                due_at=dt.datetime.now(dt.UTC),
+            )
+        )
 
     response = client.post(
         MESSAGE,
@@ -225,6 +246,7 @@ def test_gmail_card_for_a_real_correspondent(
     assert facts["Emails"]["text"].startswith(f"{contact.inbound_count} from them")
     expected = browser.client.get(CONTEXT.format(email=quote(contact.address))).get_json()
     assert facts["Last contact"]["text"] == expected["last_contact_words"]
+    assert facts["Follow up"]["text"].startswith("You usually talk every 6 days")
     link = _buttons(card)[-1]["onClick"]["openLink"]["url"]
     assert link == f"{settings.effective_public_url}/sidebar?email={quote(contact.address, '')}"
 
