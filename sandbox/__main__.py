@@ -89,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _on_signal)
+            # Explicitly, not Python's default: a process started with SIGINT ignored (by a
+            # shell's `&`, or a parent that ignores it) would otherwise never see Ctrl-C.
+            signal.signal(signal.SIGINT, _on_signal)
         lines = [
             "Warmline sandbox (Google + Microsoft stand-ins)",
             f"  HTTP   {sandbox.http_url}",
