@@ -188,6 +188,29 @@ def delete_mailbox(email: str) -> Response:
     return jsonify(ok=True)
 
 
+@bp.get("/mailboxes/<email>/calendars")
+def calendars(email: str) -> Response:
+    """The mailbox's calendars with their live events, to look at what a client wrote."""
+    state = get_state()
+    _mailbox_or_404(state, email)
+    out = []
+    for cal in state.store.list_calendars(email):
+        rows, _ = state.store.list_events(email, cal["id"], page_size=500)
+        events = [
+            {
+                "id": r["body"]["id"],
+                "summary": r["body"].get("summary"),
+                "start": r["body"].get("start"),
+                "end": r["body"].get("end"),
+                "attendees": [a.get("email") for a in r["body"].get("attendees") or []],
+            }
+            for r in rows
+            if not r["is_deleted"]
+        ]
+        out.append({"id": cal["id"], "summary": cal["summary"], "events": events})
+    return jsonify(calendars=out)
+
+
 @bp.post("/mailboxes/<email>/activity")
 def activity(email: str) -> Response:
     """Mutate a mailbox like a living one (new, deleted, relabelled, moved, events changed)."""

@@ -463,3 +463,24 @@ def test_stop_cuts_requests_in_flight(tmp_path: Path) -> None:
     thread.join(timeout=10)
     assert len(errors) == 1
     assert time.monotonic() - started < 2.5  # cut, not answered after the 3 s latency
+
+
+def test_admin_lists_calendars_with_their_events(
+    sandbox: Sandbox, https_session: requests.Session
+) -> None:
+    email = "cal-admin@sandbox-gmail.test"
+    base = f"{sandbox.https_url}/_sandbox/mailboxes"
+    created = https_session.post(
+        base, json={"email": email, "provider": "google", "messages": 20, "seed": 3}, timeout=30
+    )
+    assert created.status_code == 201
+    listed = https_session.get(f"{base}/{email}/calendars", timeout=10).json()["calendars"]
+    assert listed[0]["id"] == email  # the primary calendar first
+    stored = sum(
+        1
+        for c in sandbox.state.store.list_calendars(email)
+        for r in sandbox.state.store.list_events(email, c["id"], page_size=500)[0]
+        if not r["is_deleted"]
+    )
+    assert sum(len(c["events"]) for c in listed) == stored
+    assert https_session.get(f"{base}/nobody@x.test/calendars", timeout=10).status_code == 404
