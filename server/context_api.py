@@ -19,6 +19,8 @@ answers exactly like an address nobody knows.
 from __future__ import annotations
 
 import calendar
+import datetime as dt
+import zoneinfo
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
@@ -26,6 +28,7 @@ from flask import url_for as flask_url_for
 
 from core.context import contact_context, contacts_context
 from core.db import utcnow
+from core.followups.calendar import user_time_zone
 from server import context, openapi, schemas
 from server.identity import current_user, login_required
 
@@ -37,7 +40,7 @@ CHART_WIDTH, CHART_HEIGHT, CHART_PLOT = 240, 92, 70  # viewBox units; plot area 
 @bp.get("/api/v1/contacts/<path:email>/context", endpoint="contact_context")
 @login_required
 def contact_context_view(email: str) -> dict[str, Any]:
-    answer = contact_context(context.db(), user_id=_user_id(), email=email, now=utcnow())
+    answer = contact_context(context.db(), user_id=_user_id(), email=email, now=_now())
     _add_reconnect_urls(answer["sync"])
     return schemas.ContactContextWithSync.model_validate(answer).model_dump(mode="json")
 
@@ -52,7 +55,7 @@ def contexts() -> dict[str, Any]:
         wanted = schemas.parse_body(schemas.ContextsRequest, body)
     except ValueError as exc:
         abort(400, description=str(exc))
-    answer = contacts_context(context.db(), user_id=_user_id(), emails=wanted.emails, now=utcnow())
+    answer = contacts_context(context.db(), user_id=_user_id(), emails=wanted.emails, now=_now())
     _add_reconnect_urls(answer["sync"])
     return schemas.ContextsResponse.model_validate(answer).model_dump(mode="json")
 
@@ -75,7 +78,7 @@ def sidebar() -> Response | str:
     email = (request.args.get("email") or "").strip()
     answer = None
     if email:
-        answer = contact_context(context.db(), user_id=user.id, email=email, now=utcnow())
+        answer = contact_context(context.db(), user_id=user.id, email=email, now=_now())
         _add_reconnect_urls(answer["sync"])
     return render_template(
         "sidebar.html",
@@ -88,6 +91,14 @@ def sidebar() -> Response | str:
 
 
 # Helpers
+
+
+def _now() -> dt.datetime:
+    """Now in the user's zone: "yesterday" and "3 days ago" count their days, not UTC's."""
+    user = current_user()
+    assert user is not None
+    zone = user_time_zone(context.db(), user, context.settings().followup_default_time_zone)
+    return utcnow().astimezone(zoneinfo.ZoneInfo(zone))
 
 
 def _user_id() -> Any:

@@ -121,6 +121,12 @@ def time_zone(prefs: Preferences, account: ConnectedAccount | None, default: str
     return prefs.time_zone or (account.calendar_time_zone if account else None) or default
 
 
+def user_time_zone(session: Session, user: User, default: str) -> str:
+    """The user's zone: theirs if set, else their calendar's, else the configured default."""
+    prefs = Preferences.of(user.preferences)
+    return time_zone(prefs, calendar_account(session, user, prefs), default)
+
+
 def sync_user_calendar(
     factory: sessionmaker[Session],
     *,

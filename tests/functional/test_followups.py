@@ -377,6 +377,10 @@ def test_settings_forms_feed_lifecycle_and_bad_requests(
     assert page.status_code == 302
     prefs = browser.client.get("/api/v1/preferences").get_json()
     assert (prefs["auto_schedule"], prefs["time_zone"]) == (True, "Asia/Kolkata")
+    # The sidebar now counts days in that zone (it still answers, timeline and all).
+    context = browser.client.get(f"/api/v1/contacts/{mailbox}/context").get_json()
+    assert (context["reason"], len(context["timeline"])) == ("yourself", 12)
+    assert browser.client.get(f"/sidebar?email={mailbox}").status_code == 200
     # A zone nobody knows is refused with a message and changes nothing.
     browser.client.post("/settings/followups", data={"csrf_token": token, "time_zone": "Mars/Base"})
     assert browser.client.get("/api/v1/preferences").get_json()["time_zone"] == "Asia/Kolkata"
