@@ -156,34 +156,21 @@ SNOOZE_DAYS = (1, 3, 7, 30)
 def followup_form(followup_id: int, action: str) -> Response:
     if action not in FORM_ACTIONS:
         abort(404, description="no such action")
-    now = utcnow()
-    user_id = _user_id()
-    session = context.db()
-    try:
+    invite = request.form.get("invite") == "1"
+    days = request.form.get("days", "1")
+    if action == "snooze" and not (days.isdigit() and int(days) in SNOOZE_DAYS):
+        abort(400, description=f"days: snooze for one of {SNOOZE_DAYS} days")
+
+    def run(session: Any, user_id: uuid.UUID, now: dt.datetime) -> Any:
+        common = {"user_id": user_id, "followup_id": followup_id, "now": now}
         if action == "accept":
-            invite = request.form.get("invite") == "1"
-            actions.accept(
-                session, user_id=user_id, followup_id=followup_id, invite=invite, now=now
-            )
-        elif action == "done":
-            actions.done(session, user_id=user_id, followup_id=followup_id, now=now)
-        elif action == "dismiss":
-            actions.dismiss(session, user_id=user_id, followup_id=followup_id, now=now)
-        else:
-            days = int(request.form.get("days", "1"))
-            if days not in SNOOZE_DAYS:
-                raise actions.Invalid(f"snooze for one of {SNOOZE_DAYS} days")
-            until = now + dt.timedelta(days=days)
-            actions.snooze(session, user_id=user_id, followup_id=followup_id, until=until, now=now)
-    except ValueError:
-        abort(400, description="days must be a number")
-    except actions.NotFound as exc:
-        abort(404, description=str(exc))
-    except actions.Conflict as exc:
-        abort(409, description=str(exc))
-    except actions.Invalid as exc:
-        abort(400, description=str(exc))
-    _commit_and_run(user_id)
+            return actions.accept(session, invite=invite, **common)
+        if action == "snooze":
+            until = now + dt.timedelta(days=int(days))
+            return actions.snooze(session, until=until, **common)
+        return (actions.done if action == "done" else actions.dismiss)(session, **common)
+
+    _perform(run)
     return redirect(_local(request.form.get("next")))
 
 
@@ -259,11 +246,17 @@ def _body(model: type[schemas.M], *, allow_empty: bool = False) -> schemas.M:
 
 
 def _act(action: Any) -> dict[str, Any]:
-    session = context.db()
+    row, now = _perform(action)
+    (body,) = actions.as_json(context.db(), [row], now=now)
+    return schemas.FollowUp.model_validate(body).model_dump(mode="json")
+
+
+def _perform(action: Any) -> tuple[Any, dt.datetime]:
+    """Run a user action on a follow-up; its errors become 404/409/400; queue the calendar."""
     user_id = _user_id()
     now = utcnow()
     try:
-        row = action(session, user_id, now)
+        row = action(context.db(), user_id, now)
     except actions.NotFound as exc:
         abort(404, description=str(exc))
     except actions.Conflict as exc:
@@ -271,8 +264,7 @@ def _act(action: Any) -> dict[str, Any]:
     except actions.Invalid as exc:
         abort(400, description=str(exc))
     _commit_and_run(user_id)
-    (body,) = actions.as_json(session, [row], now=now)
-    return schemas.FollowUp.model_validate(body).model_dump(mode="json")
+    return row, now
 
 
 def _commit_and_run(user_id: uuid.UUID) -> None:

@@ -6,16 +6,20 @@ import uuid
 from typing import Any
 
 from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import registry
-from core.followups.run import run_user_followups
+from core.followups.run import FollowupRun, run_user_followups
 from core.runtime import make_vault
+from core.settings import Settings
 
 
-def run_followups(app: Celery, user_id: uuid.UUID) -> dict[str, Any]:
-    settings = app.warmline_settings
-    result = run_user_followups(
-        app.warmline_session_factory,
+def followup_run(
+    settings: Settings, factory: sessionmaker[Session], user_id: uuid.UUID
+) -> FollowupRun:
+    """One user's follow-up run with the configured connectors (the task, tests, benches)."""
+    return run_user_followups(
+        factory,
         user_id=user_id,
         settings=settings,
         oauth=registry.oauth_providers(settings),
@@ -25,6 +29,10 @@ def run_followups(app: Celery, user_id: uuid.UUID) -> dict[str, Any]:
             settings, provider, token=token, pacer=pacer
         ),
     )
+
+
+def run_followups(app: Celery, user_id: uuid.UUID) -> dict[str, Any]:
+    result = followup_run(app.warmline_settings, app.warmline_session_factory, user_id)
     evaluated = result.evaluated
     return {
         "opened": evaluated.opened if evaluated else 0,

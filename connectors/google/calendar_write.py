@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from googleapiclient.errors import HttpError
 
+from connectors.common import coalesce
 from connectors.google import quota
 from connectors.google.calendar import CALENDAR_LIST_PAGE_SIZE, parse_time, rfc3339
 from connectors.google.config import GoogleConfig
@@ -138,20 +139,6 @@ def matches(event: dict[str, Any], spec: EventSpec) -> bool:
 def send_updates(spec: EventSpec) -> str:
     """Invite (and update) guests only when the user asked for guests."""
     return "all" if spec.attendees else "none"
-
-
-def coalesce(
-    spans: Iterable[tuple[dt.datetime, dt.datetime]], start: dt.datetime, end: dt.datetime
-) -> list[Interval]:
-    """Clip spans to [start, end), sort them and merge the ones that overlap or touch."""
-    clipped = sorted((max(s, start), min(e, end)) for s, e in spans if min(e, end) > max(s, start))
-    merged: list[list[dt.datetime]] = []
-    for s, e in clipped:
-        if merged and s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
-    return [Interval(start=s, end=e) for s, e in merged]
 
 
 class GoogleCalendarWriter:

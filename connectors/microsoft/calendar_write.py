@@ -55,6 +55,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
+from connectors.common import coalesce
 from connectors.microsoft import calendar as cal
 from connectors.microsoft.config import MicrosoftConfig
 from connectors.microsoft.graph import (
@@ -205,20 +206,6 @@ def event_payload(spec: EventSpec) -> Json:
             {"emailAddress": {"address": address}, "type": "required"} for address in spec.attendees
         ],
     }
-
-
-def coalesce(
-    spans: Iterable[tuple[dt.datetime, dt.datetime]], start: dt.datetime, end: dt.datetime
-) -> list[Interval]:
-    """Clip spans to [start, end), sort them and merge the ones that overlap or touch."""
-    clipped = sorted((max(s, start), min(e, end)) for s, e in spans if min(e, end) > max(s, start))
-    merged: list[list[dt.datetime]] = []
-    for s, e in clipped:
-        if merged and s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
-    return [Interval(start=s, end=e) for s, e in merged]
 
 
 def _span(item: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime] | None:

@@ -1,5 +1,5 @@
 """The follow-up a person sees beside a message, and what its buttons do — in headless Chromium:
-schedule it (an event appears in their calendar), mark it done (the event goes)."""
+schedule it (an event appears in their calendar), snooze it (the event goes), mark it done."""
 
 from __future__ import annotations
 
@@ -67,8 +67,14 @@ def test_schedule_a_follow_up_from_the_sidebar_then_mark_it_done(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "sidebar-follow-up-300px.png"), full_page=True)
 
+    # Snoozed for a week: the event leaves the calendar, the sidebar says until when.
+    page.get_by_test_id("follow-up-snooze").click()
+    page.wait_for_url(f"{live.url}/sidebar?email=*")
+    assert page.get_by_test_id("follow-up").get_attribute("data-status") == "snoozed"
+    assert "Snoozed until" in page.get_by_test_id("follow-up").inner_text()
+    _followups(live.settings, user_id)
+    assert _calendar_events(sandbox, mailbox) == []
+
     page.get_by_test_id("follow-up-done").click()
     page.wait_for_url(f"{live.url}/sidebar?email=*")
     assert page.get_by_test_id("follow-ups").count() == 0
-    _followups(live.settings, user_id)
-    assert _calendar_events(sandbox, mailbox) == []

@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 import requests
 
+from connectors.common import coalesce
 from connectors.google.calendar_write import GoogleCalendarWriter
 from connectors.google.config import GoogleConfig
 from connectors.google.oauth import SCOPES as GOOGLE_SCOPES
-from connectors.microsoft.calendar_write import MicrosoftCalendarWriter, coalesce
+from connectors.microsoft.calendar_write import MicrosoftCalendarWriter
 from connectors.microsoft.config import MicrosoftConfig
 from connectors.registry import calendar_writer
 from core.errors import ProviderUnavailable, RateLimited

@@ -17,14 +17,13 @@ import icalendar
 import pytest
 from sqlalchemy import select, update
 
-from connectors import registry
 from core.db import transaction
-from core.followups.run import FollowupRun, run_user_followups
+from core.followups.run import FollowupRun
 from core.models import CalendarEvent, ConnectedAccount, Followup, FollowupStatus
-from core.runtime import make_vault
 from core.settings import Settings
 from tests.functional.conftest import Browser
 from tests.functional.syncing import factory_for, make_all_due, sync_until_idle
+from workers.followups import followup_run
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -184,17 +183,8 @@ def _event(
 
 
 def _followups(settings: Settings, user_id: uuid.UUID) -> FollowupRun:
-    return run_user_followups(
-        factory_for(settings),
-        user_id=user_id,
-        settings=settings,
-        oauth=registry.oauth_providers(settings),
-        vault=make_vault(settings),
-        limits_for=lambda provider: registry.quota_limits(settings, provider),
-        build_writer=lambda provider, token, pacer: registry.calendar_writer(
-            settings, provider, token=token, pacer=pacer
-        ),
-    )
+    """What the worker's follow-up task does, in-process."""
+    return followup_run(settings, factory_for(settings), user_id)
 
 
 def _until_written(settings: Settings, user_id: uuid.UUID, runs: int = 40) -> FollowupRun:
@@ -399,6 +389,7 @@ def test_settings_forms_feed_lifecycle_and_bad_requests(
     # The feed: made, served, replaced (the old address dies), turned off.
     browser.client.post("/settings/calendar-feed", data={"csrf_token": token, "action": "rotate"})
     html = browser.client.get("/accounts").get_data(as_text=True)
+    assert "<title>Accounts · Warmline</title>" in html
     first = urlsplit(html.split("(shown once): ", 1)[1].split("<", 1)[0].strip()).path
     assert browser.client.get(first).status_code == 200
     assert other_browser.client.get(first).status_code == 200  # the URL is the credential

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.context import RECENT_THREADS, contact_context
-from core.db import Base, make_engine, make_session_factory
 from core.derive import rebuild_user
 from core.mailstore import apply_changes
 from core.models import AccountAddress, ConnectedAccount, Contact, Provider, User
@@ -27,28 +23,6 @@ ADA = "ada@example.org"
 
 def at(days_ago: float) -> dt.datetime:
     return NOW - dt.timedelta(days=days_ago)
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    path: Path = tmp_path_factory.mktemp("context") / "context.db"
-    engine = make_engine(f"sqlite:///{path}")
-    Base.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def session(engine) -> Iterator[Session]:  # type: ignore[no-untyped-def]
-    connection = engine.connect()
-    transaction = connection.begin()
-    session = make_session_factory(engine)(bind=connection)
-    try:
-        yield session
-    finally:
-        session.close()
-        transaction.rollback()
-        connection.close()
 
 
 def two_accounts(session: Session) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
