@@ -59,12 +59,10 @@ from connectors.common import coalesce
 from connectors.microsoft import calendar as cal
 from connectors.microsoft.config import MicrosoftConfig
 from connectors.microsoft.graph import (
-    IMMUTABLE_IDS,
     GraphClient,
     Json,
     error_code,
 )
-from connectors.microsoft.quota import GRAPH_BUCKET
 from connectors.microsoft.sync import _path_id
 from core.errors import ProviderRejected, ProviderUnavailable
 from core.ports import EventSpec, FollowupCalendar, Interval, Pacer, TokenSource
@@ -120,33 +118,20 @@ class GraphWriteClient(GraphClient):
         A failure `accept(status, lower-case Graph code)` approves is returned instead of
         raised; every other failure raises the core.errors taxonomy (graph.py).
         """
-        url = self.url(path_or_url, params)
-        headers = {"Accept": "application/json", "Prefer": ", ".join([IMMUTABLE_IDS, *prefer])}
-        for attempt in (0, 1):
-            headers["Authorization"] = f"Bearer {self._bearer(fresh=attempt == 1)}"
-            self.pacer.acquire(1, bucket=GRAPH_BUCKET)
-            try:
-                response = self.session.request(
-                    method, url, headers=headers, json=json_body, timeout=self.config.timeout_s
-                )
-            except requests.Timeout as exc:
-                raise ProviderUnavailable("Graph did not answer within the timeout") from exc
-            except requests.RequestException as exc:
-                raise ProviderUnavailable(f"Graph unreachable ({type(exc).__name__})") from exc
-            status = response.status_code
-            if status == 401 and attempt == 0:
-                continue  # expired or revoked access token: refresh once and retry
-            body = _json_or_none(response)
-            if status >= 400:
-                if accept is not None and accept(status, error_code(body).lower()):
-                    return status, body if isinstance(body, dict) else {}
-                self._raise(status, body, response.headers)
-            if not response.content:
-                return status, {}  # 204 No Content (DELETE)
-            if not isinstance(body, dict):
-                raise ProviderUnavailable("Graph answered an unreadable body")
-            return status, body
-        raise AssertionError("unreachable")  # pragma: no cover
+        response = self._exchange(
+            method, self.url(path_or_url, params), prefer=prefer, units=1, json_body=json_body
+        )
+        status = response.status_code
+        body = _json_or_none(response)
+        if status >= 400:
+            if accept is not None and accept(status, error_code(body).lower()):
+                return status, body if isinstance(body, dict) else {}
+            self._raise(status, body, response.headers)
+        if not response.content:
+            return status, {}  # 204 No Content (DELETE)
+        if not isinstance(body, dict):
+            raise ProviderUnavailable("Graph answered an unreadable body")
+        return status, body
 
 
 def _json_or_none(response: requests.Response) -> object:

@@ -217,6 +217,30 @@ class GraphClient:
         units: int,
         json_body: Json | None = None,
     ) -> Json:
+        response = self._exchange(method, url, prefer=prefer, units=units, json_body=json_body)
+        if response.status_code >= 400:
+            self._raise(response.status_code, _decode(response), response.headers)
+        try:
+            body = response.json()
+        except ValueError as exc:  # truncated or non-JSON 2xx
+            raise ProviderUnavailable("Graph answered an unreadable body") from exc
+        if not isinstance(body, dict):
+            raise ProviderUnavailable("Graph answered an unexpected body")
+        return body
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        prefer: Iterable[str],
+        units: int,
+        json_body: Json | None = None,
+    ) -> requests.Response:
+        """Send one paced, authorised request; return the response, whatever its status.
+
+        Transport failures raise ProviderUnavailable; a 401 refreshes the token and retries once.
+        """
         headers = {
             "Accept": "application/json",
             # One Prefer header, comma-separated preferences (RFC 7240 §2).
@@ -235,15 +259,7 @@ class GraphClient:
                 raise ProviderUnavailable(f"Graph unreachable ({type(exc).__name__})") from exc
             if response.status_code == 401 and attempt == 0:
                 continue  # expired or revoked access token: refresh once and retry
-            if response.status_code >= 400:
-                self._raise(response.status_code, _decode(response), response.headers)
-            try:
-                body = response.json()
-            except ValueError as exc:  # truncated or non-JSON 2xx
-                raise ProviderUnavailable("Graph answered an unreadable body") from exc
-            if not isinstance(body, dict):
-                raise ProviderUnavailable("Graph answered an unexpected body")
-            return body
+            return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _raise(self, status: int, body: object, headers: Mapping[str, str]) -> None:
