@@ -337,11 +337,26 @@ def _delete_event(
             )
         ).first()
     )
-    if event is None:
-        return 0
-    session.delete(event)
-    session.flush()  # as for messages: a re-upsert later in the page must come after
-    return 1
+    # A series deleted as a whole may not list every occurrence as cancelled: Google returns
+    # cancelled instances only for a limited horizon
+    # (https://github.com/googleapis/google-api-ruby-client/issues/860) and a removed Graph series
+    # master does not cascade. Its stored occurrences go with it, else they stay "next meeting".
+    occurrences = session.scalars(
+        select(CalendarEvent).where(
+            CalendarEvent.account_id == account_id,
+            CalendarEvent.recurring_event_id == change.provider_event_id,
+            CalendarEvent.provider_calendar_id == change.provider_calendar_id,
+        )
+    ).all()
+    doomed = [o for o in occurrences if o is not event]
+    if event is not None:
+        doomed.append(event)
+    for row in doomed:
+        existing.pop(_event_key(row.provider_calendar_id, row.provider_event_id), None)
+        session.delete(row)
+    if doomed:
+        session.flush()  # as for messages: a re-upsert later in the page must come after
+    return len(doomed)
 
 
 def _merge(

@@ -238,6 +238,8 @@ class CalendarEvent(Base):
         Index("ix_calendar_events_account_start", "account_id", "start_at"),
         # Derivation finds the events a contact organised (incremental updates).
         Index("ix_calendar_events_organizer_address", "organizer_address"),
+        # Deleting a recurring series deletes its stored occurrences (core/mailstore.py).
+        Index("ix_calendar_events_account_recurring", "account_id", "recurring_event_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

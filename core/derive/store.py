@@ -171,8 +171,14 @@ def touched_addresses(
             )
         )
     for chunk in _chunks(sorted(set(events))):
-        keys = [and_(CalendarEvent.provider_calendar_id == c, CalendarEvent.provider_event_id == e)
-                for c, e in chunk]  # fmt: skip
+        # An event, or (a deleted series) its occurrences: see core/mailstore.py _delete_event.
+        keys = [
+            and_(
+                CalendarEvent.provider_calendar_id == c,
+                or_(CalendarEvent.provider_event_id == e, CalendarEvent.recurring_event_id == e),
+            )
+            for c, e in chunk
+        ]
         rows = session.execute(
             select(EventAttendee.address, CalendarEvent.organizer_address)
             .select_from(CalendarEvent)

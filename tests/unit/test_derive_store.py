@@ -206,6 +206,29 @@ def test_touched_addresses_sees_what_a_delete_removes(session: Session) -> None:
     assert "ivy@corp.io" not in contacts(session, user_id)
 
 
+def test_deleting_a_series_deletes_its_stored_occurrences(session: Session) -> None:
+    # Google lists cancelled instances of a deleted series only for a limited horizon; the
+    # occurrences it does not list must not stay behind as Kim's "next meeting".
+    user_id, (account, _) = make_user(session, ME, "me@gmail.com")
+    me = Attendee(ME, response="accepted", is_self=True)
+    kim = Attendee("kim@corp.io", response="accepted")
+    weekly = [event(f"s1_{k}", -14 + 7 * k, me, kim, recurring_event_id="s1") for k in range(6)]
+    one_off = event("x", -30, me, kim)
+    apply_changes(session, account_id=account, changes=[*weekly, one_off], generation=1)
+    rebuild_user(session, user_id=user_id, now=NOW)
+    assert contacts(session, user_id)["kim@corp.io"].next_meeting_at == NOW + dt.timedelta(days=7)
+
+    page: list[Change] = [EventDeleted("primary", "s1")]
+    touched = touched_addresses(session, account_id=account, changes=page)
+    assert "kim@corp.io" in touched
+    applied = apply_changes(session, account_id=account, changes=page, generation=1)
+    assert applied.events_deleted == 6
+    update_contacts(session, user_id=user_id, addresses=touched, now=NOW)
+    kim_row = contacts(session, user_id)["kim@corp.io"]
+    assert kim_row.next_meeting_at is None
+    assert kim_row.past_meetings == 1  # the one-off meeting stays
+
+
 # Property: any sequence of incremental pages leaves what a full rebuild leaves.
 
 PEOPLE = ["ann@corp.io", "ann.b@gmail.com", "ben@corp.io", "no-reply@corp.io", "list@l.org"]
