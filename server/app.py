@@ -27,6 +27,7 @@ from server import (
     relationships_api,
     web,
 )
+from server.converters import CONVERTERS
 
 
 def create_app(settings: Settings) -> Flask:
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> Flask:
         "vault": make_vault(settings),
         "oauth": registry.oauth_providers(settings),
     }
+    app.url_map.converters.update(CONVERTERS)
     app.teardown_request(_end_session)
     errors.register(app)
     app.register_blueprint(health.bp)

@@ -49,7 +49,7 @@ def list_view() -> dict[str, Any]:
     return schemas.FollowUpList.model_validate(body).model_dump(mode="json")
 
 
-@bp.post("/api/v1/followups/<int:followup_id>/accept", endpoint="accept_followup")
+@bp.post("/api/v1/followups/<rowid:followup_id>/accept", endpoint="accept_followup")
 @login_required
 def accept_view(followup_id: int) -> dict[str, Any]:
     body = _body(schemas.AcceptRequest, allow_empty=True)
@@ -60,19 +60,19 @@ def accept_view(followup_id: int) -> dict[str, Any]:
     )
 
 
-@bp.post("/api/v1/followups/<int:followup_id>/done", endpoint="done_followup")
+@bp.post("/api/v1/followups/<rowid:followup_id>/done", endpoint="done_followup")
 @login_required
 def done_view(followup_id: int) -> dict[str, Any]:
     return _act(lambda s, u, n: actions.done(s, user_id=u, followup_id=followup_id, now=n))
 
 
-@bp.post("/api/v1/followups/<int:followup_id>/dismiss", endpoint="dismiss_followup")
+@bp.post("/api/v1/followups/<rowid:followup_id>/dismiss", endpoint="dismiss_followup")
 @login_required
 def dismiss_view(followup_id: int) -> dict[str, Any]:
     return _act(lambda s, u, n: actions.dismiss(s, user_id=u, followup_id=followup_id, now=n))
 
 
-@bp.post("/api/v1/followups/<int:followup_id>/snooze", endpoint="snooze_followup")
+@bp.post("/api/v1/followups/<rowid:followup_id>/snooze", endpoint="snooze_followup")
 @login_required
 def snooze_view(followup_id: int) -> dict[str, Any]:
     body = _body(schemas.SnoozeRequest)
@@ -151,7 +151,7 @@ FORM_ACTIONS = ("accept", "done", "snooze", "dismiss")
 SNOOZE_DAYS = (1, 3, 7, 30)
 
 
-@bp.post("/followups/<int:followup_id>/<action>", endpoint="followup_form")
+@bp.post("/followups/<rowid:followup_id>/<action>", endpoint="followup_form")
 @login_required
 def followup_form(followup_id: int, action: str) -> Response:
     if action not in FORM_ACTIONS:

@@ -23,12 +23,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from server import schemas
+from server.converters import ROW_ID_MAX
 
 OPENAPI_VERSION = "3.1.0"
 _ARGUMENT = re.compile(r"<(?:(?P<converter>[a-zA-Z_]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {
     "uuid": {"type": "string", "format": "uuid"},
     "int": {"type": "integer"},
+    "rowid": {"type": "integer", "minimum": 1, "maximum": ROW_ID_MAX},
     "float": {"type": "number"},
     "path": {"type": "string"},
     "string": {"type": "string"},
