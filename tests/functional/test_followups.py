@@ -403,7 +403,8 @@ def test_settings_forms_feed_lifecycle_and_bad_requests(
     assert _post(browser, "/api/v1/followups/999999/done").status_code == 404
     # An id past BIGINT is a row that cannot exist, not a database overflow (found by fuzzing).
     too_big = _post(browser, f"/api/v1/followups/{2**63}/dismiss")
-    assert too_big.status_code == 404 and too_big.get_json()["error"]
+    assert too_big.status_code == 404
+    assert too_big.get_json()["error"]["code"] == 404
     assert browser.client.get("/api/v1/followups?status=bogus").status_code == 400
     snooze = _post(browser, "/api/v1/followups/1/snooze", {"until": "tomorrow"})
     assert snooze.status_code == 400
