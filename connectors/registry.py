@@ -28,8 +28,10 @@ def google_config(settings: Settings) -> GoogleConfig | None:
         token_uri=settings.google_token_uri,
         revoke_uri=settings.google_revoke_uri,
         certs_uri=settings.google_certs_uri,
+        issuers=settings.google_id_token_issuers,
         gmail_root=settings.google_gmail_api_root,
         calendar_root=settings.google_calendar_api_root,
+        gmail_batch_url=settings.google_gmail_batch_url,
         ca_bundle=str(settings.provider_ca_bundle) if settings.provider_ca_bundle else None,
     )
 

@@ -21,7 +21,7 @@ that is safe to show (never the token).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jwt
@@ -43,14 +43,20 @@ class AddonAuthError(Exception):
 
 
 def verify_google_id_token(
-    token: str, *, certs: Mapping[str, str], audience: str
+    token: str,
+    *,
+    certs: Mapping[str, str],
+    audience: str,
+    issuers: Sequence[str] = GOOGLE_ISSUERS,
 ) -> dict[str, Any]:
     """Return the claims of a Google-signed ID token for `audience`; raise AddonAuthError.
 
     Checks the RS256 signature against Google's certificates (`{kid: x509 PEM}`, the shape of
-    https://www.googleapis.com/oauth2/v1/certs), `exp`/`iat` (a minute of skew), `aud` and both
-    issuer spellings Google uses. PyJWT rather than google-auth: google-auth stays in connectors/
-    (README "Architecture"), and the checks are the ones `id_token.verify_token` makes.
+    https://www.googleapis.com/oauth2/v1/certs), `exp`/`iat` (a minute of skew), `aud` and the
+    issuer: by default both spellings Google documents
+    (https://developers.google.com/identity/openid-connect/reference, `issuer`). PyJWT rather
+    than google-auth: google-auth stays in connectors/ (README "Architecture"), and the checks
+    are the ones `id_token.verify_token` makes.
     """
     if not token:
         raise AddonAuthError("missing token")
@@ -65,7 +71,7 @@ def verify_google_id_token(
         key = x509.load_pem_x509_certificate(pem.encode("ascii")).public_key()
     except ValueError:
         raise AddonAuthError("unreadable signing certificate") from None
-    return _decode(token, key, audience=audience, issuers=GOOGLE_ISSUERS, require=["exp", "iat"])
+    return _decode(token, key, audience=audience, issuers=tuple(issuers), require=["exp", "iat"])
 
 
 def check_google_addon_caller(claims: Mapping[str, Any], *, service_account: str) -> None:

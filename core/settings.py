@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import zoneinfo
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -87,11 +88,23 @@ class Settings(BaseSettings):
         description="Google's id_token signing certificates.",
     )
     google_gmail_api_root: str = Field(
-        default="https://gmail.googleapis.com/", description="Gmail API root URL."
+        default="https://gmail.googleapis.com/",
+        description="Gmail API root URL (a missing trailing slash is added).",
     )
     google_calendar_api_root: str = Field(
         default="https://www.googleapis.com/",
-        description="Google Calendar API root URL (the client appends calendar/v3/).",
+        description="Google Calendar API root URL (a missing trailing slash is added; the "
+        "client appends calendar/v3/).",
+    )
+    google_gmail_batch_url: str | None = Field(
+        default=None,
+        description="Gmail batch endpoint. Default: the Gmail root + the discovery document's "
+        "batchPath (`https://gmail.googleapis.com/batch`).",
+    )
+    google_id_token_issuers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("https://accounts.google.com", "accounts.google.com"),
+        description="Comma-separated `iss` values accepted in Google ID tokens (sign-in and the "
+        "Gmail add-on).",
     )
     microsoft_client_id: str | None = Field(
         default=None, description="Microsoft Entra application (client) id."
@@ -205,6 +218,15 @@ class Settings(BaseSettings):
     def _profile(cls, value: str) -> str:
         if value not in {"2026", "legacy"}:
             raise ValueError("gmail_quota_profile must be 2026 or legacy")
+        return value
+
+    @field_validator("google_id_token_issuers", mode="before")
+    @classmethod
+    def _issuers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(item.strip() for item in value.split(",") if item.strip())
+        if not value:
+            raise ValueError("google_id_token_issuers needs at least one issuer")
         return value
 
     @field_validator("followup_default_time_zone")

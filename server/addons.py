@@ -147,7 +147,10 @@ def _gmail_caller() -> Response | tuple[Any, dict[str, Any]]:
     token = _bearer()
     try:
         claims = addon_auth.verify_google_id_token(
-            token, certs=_keys(certs_url, token), audience=f"{_public()}{request.path}"
+            token,
+            certs=_keys(certs_url, token),
+            audience=f"{_public()}{request.path}",
+            issuers=settings.google_id_token_issuers,
         )
         addon_auth.check_google_addon_caller(claims, service_account=service_account)
     except AddonAuthError as exc:
@@ -160,7 +163,10 @@ def _gmail_caller() -> Response | tuple[Any, dict[str, Any]]:
         return None, event
     try:
         user = addon_auth.verify_google_id_token(
-            user_token, certs=_keys(certs_url, user_token), audience=settings.google_client_id
+            user_token,
+            certs=_keys(certs_url, user_token),
+            audience=settings.google_client_id,
+            issuers=settings.google_id_token_issuers,
         )
     except AddonAuthError as exc:
         return _unauthorized(f"userIdToken rejected: {exc}")

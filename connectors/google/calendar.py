@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from connectors.google import quota
 from connectors.google.errors import is_insufficient_permissions
@@ -48,8 +49,24 @@ CALENDAR_LIST_PAGE_SIZE = 250
 # parsing (pure)
 
 
-def parse_time(value: Any) -> tuple[dt.datetime | None, bool]:
-    """Parse an EventDateTime to (UTC datetime, is_all_day); all-day dates are midnight UTC."""
+def zone_or_none(name: object) -> ZoneInfo | None:
+    """The IANA zone called `name`, or None when it is missing or unknown here."""
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # not found, malformed, or a directory ("America")
+        return None
+
+
+def parse_time(value: Any, calendar_zone: str | None = None) -> tuple[dt.datetime | None, bool]:
+    """Parse an EventDateTime to (UTC datetime, is_all_day); all-day dates are midnight UTC.
+
+    A dateTime without an offset is wall-clock time in `timeZone`: "A time zone offset is
+    required unless a time zone is explicitly specified in timeZone" (EventDateTime,
+    https://developers.google.com/calendar/api/v3/reference/events). Without a usable timeZone
+    it is read in the calendar's zone, else UTC.
+    """
     if not isinstance(value, dict):
         return None, False
     if value.get("dateTime"):
@@ -58,8 +75,8 @@ def parse_time(value: Any) -> tuple[dt.datetime | None, bool]:
         except ValueError:
             return None, False
         if when.tzinfo is None:
-            # RFC 3339 requires an offset; be lenient and read it in the event's own zone.
-            when = when.replace(tzinfo=dt.UTC)
+            zone = zone_or_none(value.get("timeZone")) or zone_or_none(calendar_zone) or dt.UTC
+            when = when.replace(tzinfo=zone)
         return when.astimezone(dt.UTC), False
     if value.get("date"):
         try:
@@ -70,13 +87,15 @@ def parse_time(value: Any) -> tuple[dt.datetime | None, bool]:
     return None, False
 
 
-def parse_event(calendar_id: str, item: dict[str, Any]) -> EventRecord | EventDeleted:
+def parse_event(
+    calendar_id: str, item: dict[str, Any], calendar_zone: str | None = None
+) -> EventRecord | EventDeleted:
     """Turn one events.list item into an EventRecord, or EventDeleted when it is cancelled."""
     event_id = str(item["id"])
     if item.get("status") == "cancelled":
         return EventDeleted(provider_calendar_id=calendar_id, provider_event_id=event_id)
-    start_at, all_day = parse_time(item.get("start"))
-    end_at, _ = parse_time(item.get("end"))
+    start_at, all_day = parse_time(item.get("start"), calendar_zone)
+    end_at, _ = parse_time(item.get("end"), calendar_zone)
     organizer_raw = item.get("organizer") if isinstance(item.get("organizer"), dict) else {}
     organizer = (
         Address(address=str(organizer_raw["email"]), name=organizer_raw.get("displayName"))
@@ -237,7 +256,11 @@ class CalendarReader:
         if page_token:
             params["pageToken"] = page_token
         body = self._call(self.service.events().list(**params))
-        changes: list[Change] = [parse_event(calendar_id, item) for item in body.get("items") or ()]
+        # events.list names the calendar's zone ("timeZone"), the fallback for floating times.
+        zone = body.get("timeZone")
+        changes: list[Change] = [
+            parse_event(calendar_id, item, zone) for item in body.get("items") or ()
+        ]
         next_page = body.get("nextPageToken")
         if next_page:
             if time_min is not None:

@@ -36,13 +36,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from googleapiclient.errors import HttpError
 
 from connectors.common import coalesce
 from connectors.google import quota
-from connectors.google.calendar import CALENDAR_LIST_PAGE_SIZE, parse_time, rfc3339
+from connectors.google.calendar import (
+    CALENDAR_LIST_PAGE_SIZE,
+    parse_time,
+    rfc3339,
+    zone_or_none,
+)
 from connectors.google.config import GoogleConfig
 from connectors.google.errors import error_details, is_insufficient_permissions, is_rate_limit
 from connectors.google.sync import Session
@@ -94,9 +98,8 @@ def describe(spec: EventSpec) -> str:
 
 def event_time(moment: dt.datetime, time_zone: str) -> dict[str, str]:
     """An EventDateTime in `time_zone` (wall clock with its offset); UTC if the zone is unknown."""
-    try:
-        zone: dt.tzinfo = ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    zone: dt.tzinfo | None = zone_or_none(time_zone)
+    if zone is None:
         zone, time_zone = dt.UTC, "UTC"
     return {"dateTime": moment.astimezone(zone).isoformat(), "timeZone": time_zone}
 

@@ -11,6 +11,7 @@ import requests
 from connectors.common import http_session
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,25 @@ class GoogleConfig:
     revoke_uri: str = "https://oauth2.googleapis.com/revoke"
     # google-auth's verify_oauth2_token hard-codes this URL; we pass it explicitly instead.
     certs_uri: str = "https://www.googleapis.com/oauth2/v1/certs"
-    issuers: tuple[str, ...] = ("https://accounts.google.com", "accounts.google.com")
+    # The `iss` values an id_token may carry: Google documents both spellings
+    # (https://developers.google.com/identity/openid-connect/reference, `issuer`).
+    issuers: tuple[str, ...] = GOOGLE_ISSUERS
     # Gmail's discovery rootUrl; method paths start with gmail/v1/ (PROVIDERS.md §1.5).
     gmail_root: str = "https://gmail.googleapis.com/"
     # Calendar's rootUrl; the client appends calendar/v3/ (servicePath).
     calendar_root: str = "https://www.googleapis.com/"
+    # None: gmail_root + the discovery doc's batchPath (sync.py); set for a proxy that differs.
+    gmail_batch_url: str | None = None
     ca_bundle: str | None = None  # extra CA for a sandbox or proxy with its own certificate
     timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        # Roots are prefixes that paths are appended to ("<root>gmail/v1/...", "<root>batch"):
+        # without the trailing slash every URL would be wrong, so add it here, once.
+        for name in ("gmail_root", "calendar_root"):
+            root = getattr(self, name)
+            if not root.endswith("/"):
+                object.__setattr__(self, name, root + "/")
 
     def http_session(self) -> requests.Session:
         """A requests session for these endpoints (trusting `ca_bundle` when set)."""

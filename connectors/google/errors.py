@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import socket
 import ssl
 import time
@@ -51,6 +52,16 @@ DEFAULT_RETRY_AFTER_S = 10.0
 RATE_REASONS = frozenset(
     {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"}
 )
+SCOPE_INFO_REASON = "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
+_INSUFFICIENT_SCOPE = re.compile(r'\berror\s*=\s*"?insufficient_scope\b', re.IGNORECASE)
+
+
+def _error_body(exc: HttpError) -> Any:
+    try:
+        body: Any = json.loads(exc.content or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        body = {}
+    return body.get("error") if isinstance(body, dict) else None
 
 
 def error_details(exc: HttpError) -> tuple[int, str | None, str | None, str]:
@@ -58,11 +69,7 @@ def error_details(exc: HttpError) -> tuple[int, str | None, str | None, str]:
     status = int(exc.resp.status)
     reason = domain = None
     message = ""
-    try:
-        body: Any = json.loads(exc.content or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        body = {}
-    error = body.get("error") if isinstance(body, dict) else None
+    error = _error_body(exc)
     if isinstance(error, dict):
         message = str(error.get("message") or "")
         items = error.get("errors")
@@ -112,11 +119,29 @@ def is_not_found(exc: BaseException) -> bool:
 
 
 def is_insufficient_permissions(exc: BaseException) -> bool:
-    """A 403 for a scope the grant lacks (e.g. sendAs.list under gmail.metadata, §1.3)."""
+    """A 403 for a scope the grant lacks (e.g. sendAs.list under gmail.metadata, §1.3).
+
+    Google says so in any of three ways, alone or together: `errors[].reason`
+    insufficientPermissions (the classic body); a google.rpc.ErrorInfo in `details` with reason
+    ACCESS_TOKEN_SCOPE_INSUFFICIENT (https://cloud.google.com/apis/design/errors#error_info);
+    `WWW-Authenticate: Bearer ... error="insufficient_scope"` (RFC 6750 §3.1). The status
+    PERMISSION_DENIED alone is not enough: quota answers carry it too, and stay RateLimited.
+    """
     if not isinstance(exc, HttpError):
         return False
-    status, reason, _, _ = error_details(exc)
-    return status == 403 and reason == "insufficientPermissions"
+    status, reason, domain, message = error_details(exc)
+    if status != 403 or is_rate_limit(status, reason, domain, message):
+        return False
+    if reason == "insufficientPermissions":
+        return True
+    error = _error_body(exc)
+    details = error.get("details") if isinstance(error, dict) else None
+    if isinstance(details, list) and any(
+        isinstance(d, dict) and d.get("reason") == SCOPE_INFO_REASON for d in details
+    ):
+        return True
+    challenge = _headers(exc).get("www-authenticate") or ""
+    return bool(_INSUFFICIENT_SCOPE.search(challenge))
 
 
 def map_error(exc: BaseException, *, cursor_request: bool = False) -> ProviderError:

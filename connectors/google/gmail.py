@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.google import quota
 from connectors.google.errors import is_insufficient_permissions, is_not_found, map_error
+from core.errors import CursorExpired, ProviderRejected
 from core.records import Address, Change, LabelsChanged, MessageDeleted, MessageRecord, Page
 
 if TYPE_CHECKING:
@@ -429,6 +430,33 @@ def plan_fetch(
 # history (pure)
 
 
+def encode_history_cursor(start_history_id: str, page_token: str | None = None) -> str:
+    """The incremental cursor: the historyId alone, or with the next page token between pages.
+
+    A walk through history.list pages keeps its startHistoryId and follows nextPageToken
+    (https://developers.google.com/gmail/api/reference/rest/v1/users.history/list): a page may
+    hold no records yet have a next page (e.g. when historyTypes filter out all of a page), so
+    the last record's id cannot tell where the next page starts.
+    """
+    if not page_token:
+        return start_history_id
+    return json.dumps({"start": start_history_id, "page": page_token}, separators=(",", ":"))
+
+
+def decode_history_cursor(raw: str) -> tuple[str, str | None]:
+    """Return (startHistoryId, pageToken); a cursor we cannot read means a full sync."""
+    if raw.isdigit():
+        return raw, None
+    try:
+        data = json.loads(raw)
+        start, page = str(data["start"]), str(data["page"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CursorExpired("unreadable Gmail history cursor") from exc
+    if not start.isdigit() or not page:
+        raise CursorExpired("unreadable Gmail history cursor")
+    return start, page
+
+
 @dataclass
 class HistoryPlan:
     """What one history.list page asks for: ids to read, and the changes in history order.
@@ -439,7 +467,6 @@ class HistoryPlan:
 
     to_read: list[str] = field(default_factory=list)
     changes: list[MessageDeleted | LabelsChanged | tuple[str, str]] = field(default_factory=list)
-    last_record_id: str | None = None
 
 
 def plan_history(records: Iterable[dict[str, Any]]) -> HistoryPlan:
@@ -458,7 +485,6 @@ def plan_history(records: Iterable[dict[str, Any]]) -> HistoryPlan:
             plan.changes.append(("read", message_id))
 
     for record in records:
-        plan.last_record_id = str(record.get("id") or plan.last_record_id or "") or None
         for item in record.get("messagesAdded") or ():
             read(str(item["message"]["id"]))
         for item in record.get("messagesDeleted") or ():
@@ -701,13 +727,25 @@ class GmailReader:
 
     def history_page(self, cursor: str, owner: Owner) -> Page:
         """One history.list page since `cursor`; the new cursor once the last page is read."""
-        request = self.users.history().list(
-            userId="me",
-            startHistoryId=cursor,
-            historyTypes=list(HISTORY_TYPES),
-            maxResults=HISTORY_PAGE_SIZE,
-        )
-        body = self._call(request, "history.list", cursor_request=True)
+        start, page_token = decode_history_cursor(cursor)
+        params: dict[str, Any] = {
+            "userId": "me",
+            "startHistoryId": start,
+            "historyTypes": list(HISTORY_TYPES),
+            "maxResults": HISTORY_PAGE_SIZE,
+        }
+        if page_token:
+            params["pageToken"] = page_token
+        request = self.users.history().list(**params)
+        # A 404 means the startHistoryId is too old, with or without a page token.
+        try:
+            body = self._call(request, "history.list", cursor_request=True)
+        except ProviderRejected as exc:
+            if not page_token or exc.status != 400:
+                raise
+            # A page token is opaque and may go stale while a walk waits (quota, a stopped
+            # worker): walk again from the same startHistoryId. Upserts make the replay harmless.
+            return Page(cursor=start, is_complete=False)
         plan = plan_history(body.get("history") or ())
         _, messages = self.read(message_ids=plan.to_read)
         changes: list[Change] = []
@@ -718,9 +756,10 @@ class GmailReader:
             else:
                 changes.append(change)
         if body.get("nextPageToken"):
-            # Records after the last one seen: "history records after the specified
-            # startHistoryId" (users.history.list reference), so a crash replays one page.
-            next_cursor, complete = plan.last_record_id or cursor, False
+            # The page and its successor's token commit together: a crash resumes at the next
+            # page, never re-reading this one.
+            next_cursor = encode_history_cursor(start, str(body["nextPageToken"]))
+            complete = False
         else:
             next_cursor, complete = str(body["historyId"]), True
         self.complete_owner(owner)

@@ -50,6 +50,10 @@ SCOPES = (
 GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
 # Refresh a little before expiry so a token never dies in the middle of a page of calls.
 REFRESH_MARGIN = dt.timedelta(minutes=5)
+# Google stamps `iat` with its own clock; with no leeway a few seconds of drift make sign-in
+# fail with "Token used too early"
+# (https://github.com/googleapis/google-auth-library-python/issues/889).
+ID_TOKEN_CLOCK_SKEW_S = 10
 
 
 class GoogleOAuth:
@@ -141,7 +145,11 @@ class GoogleOAuth:
         request = google.auth.transport.requests.Request(self.config.http_session())
         try:
             claims: dict[str, Any] = google_id_token.verify_token(
-                raw, request, audience=self.config.client_id, certs_url=self.config.certs_uri
+                raw,
+                request,
+                audience=self.config.client_id,
+                certs_url=self.config.certs_uri,
+                clock_skew_in_seconds=ID_TOKEN_CLOCK_SKEW_S,
             )
         except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
             raise OAuthFlowError(f"the id_token did not verify: {exc}") from exc

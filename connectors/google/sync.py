@@ -1,16 +1,20 @@
 """GoogleSyncSource: core.ports.SyncSource for one Google account (Gmail + Calendar).
 
-Streams: "mail" (the mailbox; cursor = Gmail historyId as a decimal string, backfill cursor =
-`gmail.BackfillState` JSON) and "calendar:<calendarId>" per owned calendar (cursors described in
-`calendar.py`).
+Streams: "mail" (the mailbox; cursor = Gmail historyId as a decimal string, or JSON with the
+next history.list page token between pages; backfill cursor = `gmail.BackfillState` JSON) and
+"calendar:<calendarId>" per owned calendar (cursors described in `calendar.py`).
 
 Transport (PROVIDERS.md §1.5), all in `Session`, one per page:
 - google-api-python-client with the bundled static discovery documents (no network to build),
   `api_endpoint` = config.gmail_root for Gmail and config.calendar_root + "calendar/v3/" for
   Calendar (Calendar's method paths are relative to servicePath).
-- Batches are built with an explicit `batch_uri` (gmail_root + "batch", calendar_root +
-  "batch/calendar/v3"): `new_batch_http_request()` would use the discovery rootUrl and send
-  our requests to the real googleapis host whatever `api_endpoint` says.
+- Batches are built with an explicit `batch_uri`: the configured root + the bundled discovery
+  doc's `batchPath`, as Google's batch guide says ("the batchPath specified in the API discovery
+  document", https://developers.google.com/gmail/api/guides/batch). Gmail's is `batch` on the
+  API's own host (gmail.googleapis.com/batch, not the global www.googleapis.com/batch retired in
+  2020), Calendar's `batch/calendar/v3`. `new_batch_http_request()` would use the discovery
+  rootUrl and send our requests to the real googleapis host whatever `api_endpoint` says.
+  `config.gmail_batch_url` overrides the Gmail one.
 - One `httplib2.Http(timeout, ca_certs)` per page (httplib2 is not thread-safe) wrapped in
   `google_auth_httplib2.AuthorizedHttp` with credentials whose refresh calls `token()`: a 401 is
   replayed once with a fresh token (batch parts too, by the client), then -> ReauthRequired.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -62,6 +67,13 @@ def _discovery(name: str, version: str) -> str:
     if doc is None:  # pragma: no cover - the client always bundles these two
         raise RuntimeError(f"google-api-python-client has no static discovery doc for {name}")
     return doc
+
+
+@functools.cache
+def _batch_path(service: str) -> str:
+    # The client's own default when a doc has no batchPath (discovery.py, _add_basic_methods).
+    version = "v1" if service == "gmail" else "v3"
+    return str(json.loads(_discovery(service, version)).get("batchPath") or "batch")
 
 
 class _TokenCredentials(google.auth.credentials.Credentials):  # type: ignore[misc]
@@ -129,10 +141,11 @@ class Session:
             )
         return self._calendar
 
-    def _batch_uri(self, service: str) -> str:
+    def batch_uri(self, service: str) -> str:
+        """Where a batch of `service` ("gmail" or "calendar") requests is sent."""
         if service == "gmail":
-            return self.config.gmail_root + "batch"
-        return self.config.calendar_root + "batch/calendar/v3"
+            return self.config.gmail_batch_url or self.config.gmail_root + _batch_path("gmail")
+        return self.config.calendar_root + _batch_path("calendar")
 
     def _fail(self, exc: BaseException, *, bucket: str, cursor_request: bool) -> ProviderError:
         error = map_error(exc, cursor_request=cursor_request)
@@ -178,7 +191,7 @@ class Session:
         for round_number in range(1, MAX_BATCH_ROUNDS + 1):
             answers: dict[str, tuple[Any, BaseException | None]] = {}
             batch = BatchHttpRequest(
-                callback=functools.partial(_collect, answers), batch_uri=self._batch_uri(service)
+                callback=functools.partial(_collect, answers), batch_uri=self.batch_uri(service)
             )
             for key, request, _ in pending:
                 batch.add(request, request_id=key)
@@ -260,8 +273,6 @@ class GoogleSyncSource:
             if backfill_cursor is not None or cursor is None:
                 state = _load_backfill(backfill_cursor) or reader.start_backfill(self.owner)
                 return reader.backfill_page(state, self.owner)
-            if not cursor.isdigit():
-                raise CursorExpired("unreadable Gmail history cursor")
             return reader.history_page(cursor, self.owner)
         if stream.startswith(CALENDAR_PREFIX):
             return CalendarReader(session).page(

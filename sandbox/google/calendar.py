@@ -33,6 +33,11 @@ Provider quirks reproduced (sources inline):
   missing scope (403 ``insufficientPermissions``) [?: the exact body Google sends for this case
   is not documented; this is the scope-failure body].
 - Calendar quota is per request (PROVIDERS.md §2): every call passes ``controls.call``.
+- Knob ``state.config["calendar_floating_times"]`` (off): render a timed EventDateTime that has
+  a ``timeZone`` as wall-clock time in that zone with no offset, a shape the reference allows
+  ("A time zone offset is required unless a time zone is explicitly specified in timeZone",
+  https://developers.google.com/calendar/api/v3/reference/events). Off, Google's usual shape:
+  the offset is always written.
 
 Sync and page tokens are opaque base64url JSON. A sync token carries the mailbox ``change_seq``
 it was issued at and the ``token_floor`` in force then; ``store.expire_cursors`` raises the floor,
@@ -252,12 +257,7 @@ def _full_sync_required() -> GoogleError:
 
 def _insufficient_scope() -> GoogleError:
     # Google's body for a token lacking the method's scope (see also sandbox/google/oauth.py).
-    return GoogleError(
-        403,
-        "Request had insufficient authentication scopes.",
-        reason="insufficientPermissions",
-        status="PERMISSION_DENIED",
-    )
+    return oauth.insufficient_scope()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,6 +453,14 @@ def _out_time(when: dict[str, Any], out_tz: dt.tzinfo | None) -> dict[str, Any]:
     if out_tz is not None:
         instant = instant.astimezone(out_tz)
     out: dict[str, Any] = {"dateTime": _iso(instant)}
+    if (
+        out_tz is None
+        and when.get("time_zone")
+        and get_state().config.get("calendar_floating_times")
+    ):
+        # The knob in the module doc: wall-clock time, the zone named only by timeZone.
+        local = instant.astimezone(recurrence.zone_of(when))
+        out["dateTime"] = local.replace(microsecond=0, tzinfo=None).isoformat()
     if when.get("time_zone"):
         out["timeZone"] = when["time_zone"]
     return out

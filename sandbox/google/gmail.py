@@ -38,6 +38,11 @@ Provider quirks reproduced:
   response ``historyId`` is always the mailbox's current one
   (https://developers.google.com/gmail/api/guides/sync).
 - ``maxResults`` above 500 is capped at 500 (discovery doc: "maximum 500").
+- Knob ``state.config["gmail_history_empty_first_page"]`` (off): a history.list call without a
+  ``pageToken`` that has records to give answers a page with a ``nextPageToken`` and no
+  ``history``, as Gmail can when ``historyTypes``/``labelId`` filter out every record of a page
+  it has already cut; clients must follow the token (users.history.list reference,
+  https://developers.google.com/gmail/api/reference/rest/v1/users.history/list).
 """
 
 from __future__ import annotations
@@ -573,6 +578,9 @@ def list_history(user_id: str) -> Response:
             # (https://developers.google.com/gmail/api/guides/sync#limitations).
             raise GoogleError.not_found() from None
         body: dict[str, Any] = {}
+        if rows and not page_token and get_state().config.get("gmail_history_empty_first_page"):
+            # The knob in the module doc; the token resumes at the same place.
+            return jsonify({"nextPageToken": str(start), "historyId": str(box["history_id"])})
         records = _history_records(email, rows)
         if records:
             body["history"] = records

@@ -34,6 +34,20 @@ Provider quirks reproduced (PROVIDERS.md §3 unless another source is given):
   (https://github.com/googleapis/google-api-nodejs-client/issues/2665) and 403
   ``insufficientPermissions`` "Request had insufficient authentication scopes."
   (https://github.com/googleworkspace/php-samples/issues/123).
+
+Knobs (``state.config``; absent means the default):
+
+- ``google_issuer`` (``https://accounts.google.com``): the id_token ``iss`` and the discovery
+  document's ``issuer``, so the sandbox can play an independent stand-in with its own issuer.
+- ``google_clock_ahead_s`` (0): how far the sandbox's clock runs ahead when it stamps an
+  id_token's ``iat``/``exp``; Google's clock is never exactly the client's
+  (https://github.com/googleapis/google-auth-library-python/issues/889).
+- ``google_scope_error_style`` (``"errors"``): the shape of a missing-scope 403. ``"errors"``
+  is the classic body with ``errors[].reason`` ``insufficientPermissions``; ``"details"`` is the
+  newer google.rpc shape with no ``errors`` array, only ``status`` ``PERMISSION_DENIED`` and an
+  ``ErrorInfo`` reason ``ACCESS_TOKEN_SCOPE_INSUFFICIENT`` in ``details``
+  (https://cloud.google.com/apis/design/errors#error_info; Google APIs answer so, e.g.
+  https://github.com/kwent/react-google-contacts/issues/6 without ``errors``).
 """
 
 from __future__ import annotations
@@ -78,6 +92,10 @@ _CODE_TTL_MS = 10 * 60 * 1000  # Google's codes are short-lived; 10 min is gener
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _issuer() -> str:
+    return str(get_state().config.get("google_issuer") or ISSUER)
 
 
 def normalize_scopes(raw: str) -> list[str]:
@@ -521,14 +539,14 @@ def _token_response(
 def _id_token(
     *, mailbox: str, client_id: str, scopes: list[str], access_token: str, nonce: str | None
 ) -> str:
-    """Sign an OIDC id_token the way Google does (RS256, iss https://accounts.google.com)."""
+    """Sign an OIDC id_token the way Google does (RS256; iss: the `google_issuer` knob)."""
     state = get_state()
     box = state.store.get_mailbox(mailbox) or {"email": mailbox}
-    now = int(time.time())
+    now = int(time.time()) + int(state.config.get("google_clock_ahead_s", 0))
     # at_hash: left half of SHA-256 of the access token, base64url (OIDC Core §3.1.3.6).
     digest = hashlib.sha256(access_token.encode()).digest()
     claims: dict[str, Any] = {
-        "iss": ISSUER,
+        "iss": _issuer(),
         "azp": client_id,
         "aud": client_id,
         "sub": str(box.get("user_id") or box["email"]),
@@ -652,17 +670,52 @@ def authenticate(scopes: Iterable[str]) -> dict[str, Any]:
     if info is None:
         raise _unauthenticated(missing=tok is None)
     if required_scopes_any and not (info["scopes"] & required_scopes_any):
-        raise GoogleError(
-            403,
-            "Request had insufficient authentication scopes.",
-            reason="insufficientPermissions",
-            status="PERMISSION_DENIED",
+        raise insufficient_scope(
             headers={
                 "WWW-Authenticate": f'{_AUTH_REALM}, error="insufficient_scope", '
                 f'scope="{" ".join(sorted(required_scopes_any))}"'
-            },
+            }
         )
     return info
+
+
+_SCOPE_MESSAGE = "Request had insufficient authentication scopes."
+
+
+class _ScopeErrorInfo(GoogleError):
+    """The newer missing-scope 403: google.rpc ErrorInfo in ``details``, no ``errors`` array."""
+
+    def to_dict(self) -> dict[str, Any]:
+        service = "gmail" if request.path.startswith("/gmail") else "calendar-json"
+        info = {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+            "domain": "googleapis.com",
+            "metadata": {"service": f"{service}.googleapis.com"},
+        }
+        return {
+            "error": {
+                "code": 403,
+                "message": self.message,
+                "status": "PERMISSION_DENIED",
+                "details": [info],
+            }
+        }
+
+
+def insufficient_scope(headers: dict[str, str] | None = None) -> GoogleError:
+    """A missing-scope 403 in the shape ``google_scope_error_style`` selects (module doc)."""
+    if get_state().config.get("google_scope_error_style") == "details":
+        return _ScopeErrorInfo(
+            403, _SCOPE_MESSAGE, reason="ACCESS_TOKEN_SCOPE_INSUFFICIENT", headers=headers
+        )
+    return GoogleError(
+        403,
+        _SCOPE_MESSAGE,
+        reason="insufficientPermissions",
+        status="PERMISSION_DENIED",
+        headers=headers,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -708,7 +761,7 @@ def openid_configuration() -> Response:
     base = get_state().http_url.rstrip("/")
     return jsonify(
         {
-            "issuer": ISSUER,
+            "issuer": _issuer(),
             "authorization_endpoint": f"{base}/o/oauth2/v2/auth",
             "token_endpoint": f"{base}/token",
             "userinfo_endpoint": f"{base}/oauth2/v3/userinfo",

@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
 
+import httplib2
 import pytest
+import requests
 from google.auth.exceptions import RefreshError
+from googleapiclient.discovery_cache import get_static_doc
+from googleapiclient.errors import HttpError
 
 from connectors.google import gmail as gmail_module
+from connectors.google.calendar import parse_time
+from connectors.google.calendar_write import GoogleCalendarWriter
 from connectors.google.config import GoogleConfig
-from connectors.google.errors import DEFAULT_RETRY_AFTER_S
+from connectors.google.errors import DEFAULT_RETRY_AFTER_S, is_insufficient_permissions, map_error
 from connectors.google.gmail import (
     BackfillState,
     parse_addresses,
@@ -31,15 +41,19 @@ from connectors.google.gmail import (
     plan_fetch,
     prefer_thread_fetch,
 )
+from connectors.google.oauth import GoogleOAuth
 from connectors.google.quota import GMAIL_COSTS, LIMITS, QuotaLimit
-from connectors.google.sync import GoogleSyncSource
+from connectors.google.sync import GoogleSyncSource, Session
+from core.addon_auth import AddonAuthError, verify_google_id_token
 from core.errors import (
     CursorExpired,
+    OAuthFlowError,
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
     ReauthRequired,
 )
+from core.ports import Grant
 from core.records import (
     Address,
     EventDeleted,
@@ -80,14 +94,18 @@ def source(
     profile: str = "2026",
     token: Callable[..., str] | None = None,
     timeout_s: float = 10.0,
+    **config_overrides: Any,
 ) -> tuple[GoogleSyncSource, RecordingPacer]:
     pacer = pacer or RecordingPacer()
     config = GoogleConfig(
-        client_id="warmline-sandbox",
-        client_secret="sandbox-secret",
-        gmail_root=sandbox.http_url + "/",
-        calendar_root=sandbox.http_url + "/",
-        timeout_s=timeout_s,
+        **{
+            "client_id": "warmline-sandbox",
+            "client_secret": "sandbox-secret",
+            "gmail_root": sandbox.http_url + "/",
+            "calendar_root": sandbox.http_url + "/",
+            "timeout_s": timeout_s,
+            **config_overrides,
+        }
     )
     if token is None:
         fixed = access_token(sandbox, email)
@@ -251,6 +269,76 @@ def test_message_times_come_from_internal_date_and_bad_dates_are_none():
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "calendar_zone", "utc_hour"),
+    [
+        ({"dateTime": "2026-03-02T09:00:00", "timeZone": "America/New_York"}, None, 14),
+        ({"dateTime": "2026-03-02T09:00:00"}, "Europe/Berlin", 8),  # the calendar's zone
+        ({"dateTime": "2026-03-02T09:00:00", "timeZone": "Mars/Olympus"}, "Europe/Berlin", 8),
+        ({"dateTime": "2026-03-02T09:00:00", "timeZone": "America"}, "../etc", 9),  # then UTC
+        ({"dateTime": "2026-03-02T09:00:00-05:00", "timeZone": "Europe/Berlin"}, None, 14),
+    ],
+)
+def test_a_date_time_without_offset_is_read_in_its_zone(
+    value: dict[str, str], calendar_zone: str | None, utc_hour: int
+):
+    assert parse_time(value, calendar_zone) == (
+        dt.datetime(2026, 3, 2, utc_hour, tzinfo=dt.UTC),
+        False,
+    )
+
+
+def http_error(body: dict[str, Any], **headers: str) -> HttpError:
+    return HttpError(httplib2.Response({"status": 403, **headers}), json.dumps(body).encode())
+
+
+SCOPE_MESSAGE = "Request had insufficient authentication scopes."
+SCOPE_INFO = {
+    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+    "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+    "domain": "googleapis.com",
+}
+DENIED = {"code": 403, "message": SCOPE_MESSAGE, "status": "PERMISSION_DENIED"}
+
+
+RATE_LIMITED_403 = {
+    "code": 403,
+    "message": "User Rate Limit Exceeded",
+    "status": "PERMISSION_DENIED",
+    "errors": [{"reason": "userRateLimitExceeded", "domain": "usageLimits"}],
+    "details": [{**SCOPE_INFO, "reason": "RATE_LIMIT_EXCEEDED"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("error", "is_scope", "mapped"),
+    [
+        (
+            http_error({"error": {**DENIED, "errors": [{"reason": "insufficientPermissions"}]}}),
+            True,
+            ProviderRejected,
+        ),
+        (http_error({"error": {**DENIED, "details": [SCOPE_INFO]}}), True, ProviderRejected),
+        (
+            http_error(
+                {"error": DENIED},
+                **{"www-authenticate": 'Bearer realm="x", error="insufficient_scope", scope="s"'},
+            ),
+            True,
+            ProviderRejected,
+        ),
+        # PERMISSION_DENIED alone says nothing about scopes; quota keeps its mapping.
+        (http_error({"error": DENIED}), False, ProviderRejected),
+        (http_error({"error": RATE_LIMITED_403}), False, RateLimited),
+    ],
+)
+def test_missing_scope_is_recognised_in_every_shape_and_only_then(
+    error: HttpError, is_scope: bool, mapped: type
+):
+    assert is_insufficient_permissions(error) is is_scope
+    assert type(map_error(error)) is mapped
+
+
 # ---------------------------------------------------------------------------------------------
 # Gmail over the sandbox
 
@@ -352,7 +440,9 @@ def test_incremental_applies_activity_and_expiry(sandbox: Any, make_mailbox: Any
         src.fetch_page("mail", cursor=cursor, backfill_cursor=None)
 
 
-def test_history_pages_resume_from_the_last_record(sandbox: Any, make_mailbox: Any):
+def test_history_follows_next_page_tokens_even_through_an_empty_page(
+    sandbox: Any, make_mailbox: Any, monkeypatch: pytest.MonkeyPatch
+):
     from sandbox.generate import generate_activity
 
     email = make_mailbox("google", messages=40)
@@ -361,17 +451,71 @@ def test_history_pages_resume_from_the_last_record(sandbox: Any, make_mailbox: A
     _, cursor = sync_all(src, "mail")
     with sandbox.state.lock:
         generate_activity(sandbox.state.store, email, seed=9, label_changes=30)
-    gmail_module_page = gmail_module.HISTORY_PAGE_SIZE
-    try:
-        gmail_module.HISTORY_PAGE_SIZE = 7
-        pages, final = sync_all(src, "mail", cursor=cursor)
-    finally:
-        gmail_module.HISTORY_PAGE_SIZE = gmail_module_page
-    assert len(pages) > 2
+    # Gmail may cut a page and then filter all of it out: a nextPageToken and no history.
+    sandbox.state.config["gmail_history_empty_first_page"] = True
+    monkeypatch.setattr(gmail_module, "HISTORY_PAGE_SIZE", 7)
+    pages, final = sync_all(src, "mail", cursor=cursor)
+    assert pages[0].changes == []
+    assert not pages[0].is_complete
+    assert pages[0].cursor != cursor
+    assert len(pages) >= 4  # the empty page, then at least three of records
     assert all(not p.is_complete for p in pages[:-1])
     assert final == str(sandbox.state.store.get_mailbox(email)["history_id"])
     labels = [c for p in pages for c in p.changes if isinstance(c, LabelsChanged)]
     assert len(labels) >= 20
+
+    # A crash mid-walk: a fresh source resumes at the committed cursor and reads no page twice.
+    again, _ = source(sandbox, email)
+    resumed, resumed_final = sync_all(again, "mail", cursor=pages[1].cursor)
+    assert [p.changes for p in resumed] == [p.changes for p in pages[2:]]
+    assert resumed_final == final
+    # A page token gone stale while the walk waited (Gmail: 400 Invalid pageToken): the walk
+    # starts again from its startHistoryId instead of failing the stream for good.
+    stale = gmail_module.encode_history_cursor(cursor, "stale-token")
+    replay, replay_final = sync_all(again, "mail", cursor=stale)
+    assert replay[0].changes == []
+    assert replay[0].cursor == cursor
+    assert replay_final == final
+    # Gmail's 404 for a start too old still means a full resync, page token or not.
+    with sandbox.state.lock:
+        sandbox.state.store.expire_cursors(email)
+    with pytest.raises(CursorExpired):
+        again.fetch_page("mail", cursor=pages[1].cursor, backfill_cursor=None)
+
+
+def test_roots_without_a_trailing_slash_reach_gmail_batches_and_calendar(
+    sandbox: Any, make_mailbox: Any
+):
+    email = make_mailbox("google", messages=30)
+    sandbox.state.controls.configure(email, enabled=False)
+    src, _ = source(sandbox, email, gmail_root=sandbox.http_url, calendar_root=sandbox.http_url)
+    pages, _ = sync_all(src, "mail")  # messages.list, then batches of messages/threads.get
+    got: dict[str, MessageRecord] = {}
+    apply(got, pages)
+    assert set(got) == set(store_messages(sandbox, email))
+    streams = src.list_streams()
+    assert f"calendar:{email}" in streams
+    events, _ = sync_all(src, f"calendar:{email}")
+    assert any(p.changes for p in events)
+
+
+def test_batches_go_to_the_discovery_batch_path_unless_configured(sandbox: Any, small_box: str):
+    src, _ = source(sandbox, small_box)
+    session = Session(src.config, token=src.token, pacer=RecordingPacer(), profile="2026")
+    for service, version in (("gmail", "v1"), ("calendar", "v3")):
+        batch_path = json.loads(get_static_doc(service, version))["batchPath"]
+        assert session.batch_uri(service) == f"{sandbox.http_url}/{batch_path}"
+
+    # Gmail's API-specific path, which a proxy might serve instead: every batch goes there.
+    src, _ = source(sandbox, small_box, gmail_batch_url=sandbox.http_url + "/batch/gmail/v1")
+    pages, _ = sync_all(src, "mail")
+    got: dict[str, MessageRecord] = {}
+    apply(got, pages)
+    assert set(got) == set(store_messages(sandbox, small_box))
+    src, _ = source(sandbox, small_box, gmail_batch_url=sandbox.http_url + "/nowhere")
+    with pytest.raises(ProviderRejected) as exc:
+        sync_all(src, "mail")
+    assert exc.value.status == 404
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,6 +569,38 @@ def test_calendar_needs_no_scope_for_mail_to_sync(sandbox: Any, make_mailbox: An
     assert src.list_streams() == ["mail"]
 
 
+def test_calendar_reads_a_time_without_offset_in_the_events_zone(sandbox: Any, make_mailbox: Any):
+    email = make_mailbox("google", messages=5)
+    sandbox.state.controls.configure(email, enabled=False)
+    zone = ZoneInfo("America/New_York")
+    start = (dt.datetime.now(zone) + dt.timedelta(days=3)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    body = {
+        "id": "floating0event",
+        "status": "confirmed",
+        "summary": "Coffee",
+        "start": {"date_time": start.isoformat(), "time_zone": "America/New_York"},
+        "end": {
+            "date_time": (start + dt.timedelta(hours=1)).isoformat(),
+            "time_zone": "America/New_York",
+        },
+        "is_all_day": False,
+        "organizer": {"email": email},
+        "attendees": [{"email": email, "response": "accepted", "is_organizer": True}],
+    }
+    with sandbox.state.lock:
+        sandbox.state.store.put_event(email, email, body)
+    # Events come back as "09:00:00" + timeZone, no offset (EventDateTime allows it).
+    sandbox.state.config["calendar_floating_times"] = True
+    src, _ = source(sandbox, email)
+    pages, _ = sync_all(src, f"calendar:{email}")
+    events = [c for p in pages for c in p.changes if isinstance(c, EventRecord)]
+    [event] = [e for e in events if e.provider_event_id == "floating0event"]
+    assert event.start_at == start.astimezone(dt.UTC)
+    assert event.end_at == (start + dt.timedelta(hours=1)).astimezone(dt.UTC)
+
+
 # ---------------------------------------------------------------------------------------------
 # error mapping: every branch
 
@@ -468,6 +644,35 @@ def test_calendar_quota_is_rate_limited(sandbox: Any, small_box: str):
     with pytest.raises(RateLimited):
         src.fetch_page(f"calendar:{small_box}", cursor=None, backfill_cursor=None)
     assert pacer.penalties == [("calendar", DEFAULT_RETRY_AFTER_S)]
+
+
+@pytest.mark.parametrize("style", ["errors", "details"])
+def test_a_missing_scope_degrades_whatever_the_error_shape(
+    sandbox: Any, small_box: str, style: str
+):
+    sandbox.state.config["google_scope_error_style"] = style
+    # sendAs.list is closed to gmail.metadata: the owner is the profile plus SENT From.
+    src, _ = source(sandbox, small_box)
+    pages, _ = sync_all(src, "mail")
+    assert small_box in pages[-1].owner_addresses
+    # no calendar scopes: calendarList is refused and mail alone syncs
+    only_mail = access_token(sandbox, small_box, AUTH + "gmail.metadata")
+    src, pacer = source(sandbox, small_box, token=lambda force=False: only_mail)
+    assert src.list_streams() == ["mail"]
+    # no calendar.freebusy: follow-ups get no busy information, not an error
+    writer = GoogleCalendarWriter(src.config, token=src.token, pacer=pacer)
+    now = dt.datetime.now(dt.UTC)
+    assert writer.busy(calendar_ids=[], start=now, end=now + dt.timedelta(days=1)) is None
+
+
+def test_a_quota_403_on_a_scope_gated_call_stays_rate_limited(sandbox: Any, small_box: str):
+    sandbox.state.controls.configure(
+        small_box, enabled=True, calendar_limit=1, google_quota_status=403
+    )
+    src, _ = source(sandbox, small_box)
+    src.list_streams()
+    with pytest.raises(RateLimited):  # not "no calendar scope": the calendars are still there
+        src.list_streams()
 
 
 @pytest.mark.parametrize("fault", ["slow", "drop"])
@@ -628,3 +833,68 @@ def test_the_2026_budget_holds_under_real_quotas(sandbox: Any, make_mailbox: Any
     got: dict[str, MessageRecord] = {}
     apply(got, pages)
     assert set(got) == set(store_messages(sandbox, email))
+
+
+# ---------------------------------------------------------------------------------------------
+# sign-in: the id_token checks
+
+
+REDIRECT_URI = "http://127.0.0.1:9/oauth/callback"
+SANDBOX_ISSUER = "https://accounts.sandbox.test"
+
+
+def sign_in(sandbox: Any, email: str, **config: Any) -> Grant:
+    """Run GoogleOAuth's whole flow against the sandbox (auto-consent plays the person)."""
+    oauth = GoogleOAuth(
+        GoogleConfig(
+            client_id="warmline-sandbox",
+            client_secret="sandbox-secret",
+            auth_uri=sandbox.http_url + "/o/oauth2/v2/auth",
+            token_uri=sandbox.http_url + "/token",
+            certs_uri=sandbox.http_url + "/oauth2/v1/certs",
+            **config,
+        )
+    )
+    start = oauth.start_authorization(redirect_uri=REDIRECT_URI, login_hint=email)
+    answer = requests.get(start.url, allow_redirects=False, timeout=10)
+    params = dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
+    return oauth.complete_authorization(
+        redirect_uri=REDIRECT_URI, secret_payload=start.secret_payload, params=params
+    )
+
+
+@pytest.fixture
+def consenting(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GoogleOAuth sets both for the loopback sandbox; monkeypatch puts them back afterwards.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    monkeypatch.setenv("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
+    sandbox.state.config["auto_consent"] = True
+
+
+def test_sign_in_allows_a_few_seconds_of_clock_skew(sandbox: Any, small_box: str, consenting: None):
+    sandbox.state.config["google_clock_ahead_s"] = 5  # Google's clock a little ahead of ours
+    grant = sign_in(sandbox, small_box)
+    assert grant.identity.email == small_box
+    sandbox.state.config["google_clock_ahead_s"] = 120  # but not minutes
+    with pytest.raises(OAuthFlowError, match="Token used too early"):
+        sign_in(sandbox, small_box)
+
+
+def test_id_token_issuers_are_configurable(sandbox: Any, small_box: str, consenting: None):
+    sandbox.state.config["google_issuer"] = SANDBOX_ISSUER
+    with pytest.raises(OAuthFlowError, match="wrong issuer"):
+        sign_in(sandbox, small_box)  # Google's two issuers by default
+    assert sign_in(sandbox, small_box, issuers=(SANDBOX_ISSUER,)).identity.email == small_box
+
+    # The Gmail add-on's check takes the same list.
+    now = int(time.time())
+    token = sandbox.state.google_key.sign(
+        {"iss": SANDBOX_ISSUER, "aud": "warmline-sandbox", "sub": "1", "iat": now, "exp": now + 60}
+    )
+    certs = sandbox.state.google_key.x509_certs()
+    with pytest.raises(AddonAuthError, match="wrong issuer"):
+        verify_google_id_token(token, certs=certs, audience="warmline-sandbox")
+    claims = verify_google_id_token(
+        token, certs=certs, audience="warmline-sandbox", issuers=(SANDBOX_ISSUER,)
+    )
+    assert claims["sub"] == "1"

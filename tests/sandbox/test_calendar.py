@@ -377,6 +377,29 @@ def test_insert_renders_googles_event_and_a_client_id_is_idempotent(box: Box) ->
     assert re.fullmatch(r"[a-v0-9]{5,1024}", generated["id"])
 
 
+def test_floating_times_knob_writes_wall_clock_time_and_its_zone(box: Box) -> None:
+    box.put(event("float1", "2026-03-02T09:00", "2026-03-02T10:00", me=box.email))
+    fixed = event("fixed1", "2026-03-03T09:00", "2026-03-03T10:00", me=box.email)
+    fixed["start"] = {"date_time": "2026-03-03T14:00:00+00:00"}  # an offset and no zone
+    fixed["end"] = {"date_time": "2026-03-03T15:00:00+00:00"}
+    box.put(fixed)
+    events = box.service().events()
+    box.sandbox.state.config["calendar_floating_times"] = True
+
+    items = {i["id"]: i for i in list_all(events)[0]}
+    assert items["float1"]["start"] == {"dateTime": "2026-03-02T09:00:00", "timeZone": TZ}
+    assert items["fixed1"]["start"] == {"dateTime": "2026-03-03T14:00:00Z"}
+    got = events.get(calendarId="primary", eventId="float1").execute()
+    assert got["end"] == {"dateTime": "2026-03-02T10:00:00", "timeZone": TZ}
+    # asked for another zone, the offset is written
+    utc = events.get(calendarId="primary", eventId="float1", timeZone="UTC").execute()
+    assert utc["start"]["dateTime"] == "2026-03-02T14:00:00Z"
+
+    box.sandbox.state.config["calendar_floating_times"] = False
+    got = events.get(calendarId="primary", eventId="float1").execute()
+    assert got["start"] == {"dateTime": "2026-03-02T09:00:00-05:00", "timeZone": TZ}
+
+
 def test_patch_merges_update_replaces_and_delete_twice_is_410(box: Box) -> None:
     box.put(event("meet", "2026-03-02T09:00", "2026-03-02T10:00", me=box.email))
     events = box.service().events()

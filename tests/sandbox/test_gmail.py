@@ -355,7 +355,55 @@ def test_send_as_needs_more_than_metadata(sandbox: Any, box: str, meta: Any):
     assert send_as[1]["verificationStatus"] == "accepted"
 
 
+def test_missing_scope_in_the_newer_error_shape(sandbox: Any, box: str, meta: Any):
+    sandbox.state.config["google_scope_error_style"] = "details"
+    with pytest.raises(HttpError) as exc:
+        meta.users().settings().sendAs().list(userId="me").execute()
+    assert exc.value.resp.status == 403
+    assert json.loads(exc.value.content) == {
+        "error": {
+            "code": 403,
+            "message": "Request had insufficient authentication scopes.",
+            "status": "PERMISSION_DENIED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "gmail.googleapis.com"},
+                }
+            ],
+        }
+    }
+    assert 'error="insufficient_scope"' in exc.value.resp["www-authenticate"]
+
+
 # -- history ----------------------------------------------------------------------------------
+
+
+def test_history_can_answer_an_empty_page_with_a_next_page_token(sandbox: Any):
+    email = seed_mailbox(sandbox, 5, record_history=True)
+    service = gmail(sandbox, grant(sandbox, email, [METADATA]))
+    start = service.users().getProfile(userId="me").execute()["historyId"]
+    sandbox.state.store.modify_labels(email, _message(2)["id"], add=["STARRED"])
+    sandbox.state.config["gmail_history_empty_first_page"] = True
+
+    first = service.users().history().list(userId="me", startHistoryId=start).execute()
+    assert "history" not in first
+    assert first["nextPageToken"]
+    rest = (
+        service.users()
+        .history()
+        .list(userId="me", startHistoryId=start, pageToken=first["nextPageToken"])
+        .execute()
+    )
+    assert [r["labelsAdded"][0]["labelIds"] for r in rest["history"]] == [["STARRED"]]
+    assert "nextPageToken" not in rest
+    # nothing to give: an ordinary empty answer, no token
+    now = rest["historyId"]
+    assert "nextPageToken" not in (
+        service.users().history().list(userId="me", startHistoryId=now).execute()
+    )
 
 
 def test_history_after_mutations_and_404_when_expired(sandbox: Any):

@@ -7,6 +7,7 @@ id_tokens against the sandbox's certs.
 
 from __future__ import annotations
 
+import time
 import uuid
 from html.parser import HTMLParser
 from typing import Any
@@ -355,3 +356,21 @@ def test_userinfo_without_token_and_discovery_document(sandbox: Any):
     assert doc["token_endpoint"] == sandbox.http_url + "/token"
     assert doc["jwks_uri"] == sandbox.http_url + "/oauth2/v3/certs"
     assert "S256" in doc["code_challenge_methods_supported"]
+
+
+def test_issuer_and_clock_knobs_shape_the_id_token(sandbox: Any, mailbox: str):
+    sandbox.state.config["google_issuer"] = "https://accounts.sandbox.test"
+    sandbox.state.config["google_clock_ahead_s"] = 30
+    flow = sign_in(sandbox, mailbox, ["openid", "email"])
+    raw = flow.oauth2session.token["id_token"]
+    claims = jwt.decode(raw, options={"verify_signature": False})
+    assert claims["iss"] == "https://accounts.sandbox.test"
+    assert claims["iat"] - time.time() > 25  # stamped by a clock half a minute ahead
+    assert claims["exp"] - claims["iat"] == 3600
+    # google-auth with no leeway refuses it, as it would a real token from a clock ahead of ours
+    with pytest.raises(ValueError, match="Token used too early"):
+        id_token.verify_token(
+            raw, Request(), audience=CLIENT_ID, certs_url=sandbox.http_url + "/oauth2/v1/certs"
+        )
+    doc = requests.get(sandbox.http_url + "/.well-known/openid-configuration", timeout=10).json()
+    assert doc["issuer"] == "https://accounts.sandbox.test"

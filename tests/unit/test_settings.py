@@ -8,6 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
+from connectors.registry import google_config
 from core.runtime import load_secrets, prepare_data_dir
 from core.settings import Settings
 
@@ -81,3 +82,32 @@ def test_configured_keys_are_used_newest_first_and_malformed_ones_refused(
     monkeypatch.setenv("WARMLINE_ENCRYPTION_KEYS", "not-a-fernet-key")
     with pytest.raises(ValueError, match="Fernet key"):
         load_secrets(Settings(data_dir=tmp_path))
+
+
+def test_google_endpoints_and_issuers_reach_the_connector_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WARMLINE_GOOGLE_CLIENT_ID", "client")
+    monkeypatch.setenv("WARMLINE_GOOGLE_CLIENT_SECRET", "secret")
+    monkeypatch.setenv("WARMLINE_GOOGLE_GMAIL_API_ROOT", "http://proxy.test:8080")
+    monkeypatch.setenv("WARMLINE_GOOGLE_CALENDAR_API_ROOT", "http://proxy.test:8080/cal")
+    monkeypatch.setenv("WARMLINE_GOOGLE_GMAIL_BATCH_URL", "http://proxy.test:8080/batch/gmail/v1")
+    monkeypatch.setenv("WARMLINE_GOOGLE_ID_TOKEN_ISSUERS", "https://id.example.test, id.example")
+    config = google_config(Settings())
+    assert config is not None
+    # roots are prefixes: the trailing slash every path is appended after is added once, here
+    assert config.gmail_root == "http://proxy.test:8080/"
+    assert config.calendar_root == "http://proxy.test:8080/cal/"
+    assert config.gmail_batch_url == "http://proxy.test:8080/batch/gmail/v1"
+    assert config.issuers == ("https://id.example.test", "id.example")
+
+
+def test_google_id_token_issuers_default_to_googles_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().google_id_token_issuers == (
+        "https://accounts.google.com",
+        "accounts.google.com",
+    )
+    assert Settings().google_gmail_batch_url is None
+    monkeypatch.setenv("WARMLINE_GOOGLE_ID_TOKEN_ISSUERS", " , ")
+    with pytest.raises(ValidationError, match="google_id_token_issuers"):
+        Settings()
