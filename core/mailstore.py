@@ -284,6 +284,7 @@ def _upsert_event(
     event.recurring_event_id = record.recurring_event_id
     event.is_cancelled = record.is_cancelled
     event.is_all_day = record.is_all_day
+    event.attendees_omitted = record.attendees_omitted
     event.start_at = record.start_at
     event.end_at = record.end_at
     event.organizer_address = (

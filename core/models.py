@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -252,6 +253,7 @@ class CalendarEvent(Base):
     recurring_event_id: Mapped[str | None] = mapped_column(String(1024))
     is_cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     is_all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    attendees_omitted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     start_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     end_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     organizer_address: Mapped[str | None] = mapped_column(String(320))

@@ -91,6 +91,9 @@ class EventRecord:
     organizer: Address | None = None
     self_response: str | None = None  # the user's own response; "organizer" if they organised
     attendees: tuple[Attendee, ...] = ()
+    # The provider left guests out (a hidden guest list, maxAttendees): not a one-to-one meeting
+    # even when the organizer is the only other person listed.
+    attendees_omitted: bool = False
 
 
 @dataclass(frozen=True)

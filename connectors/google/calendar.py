@@ -126,6 +126,10 @@ def parse_event(
         organizer=organizer,
         self_response=self_response(item),
         attendees=attendees,
+        # "Whether attendees may have been omitted from the event's representation"
+        # (https://developers.google.com/calendar/api/v3/reference/events): e.g. a guest list
+        # hidden from guests. Then the organizer alone does not make it one-to-one.
+        attendees_omitted=bool(item.get("attendeesOmitted")),
     )
 
 

@@ -346,6 +346,7 @@ def qualifying_meetings(
                 EventAttendee.is_self,
                 EventAttendee.is_resource,
                 CalendarEvent.recurring_event_id,
+                CalendarEvent.attendees_omitted,
             )
             .select_from(CalendarEvent)
             .outerjoin(EventAttendee, EventAttendee.event_id == CalendarEvent.id)
@@ -394,8 +395,9 @@ def _occurrence(
     item = MeetingItem(
         start_at=start,
         end_at=max(end, start),
-        is_group=len(invited) > 1,
-        people=len(invited),
+        # A hidden guest list has at least one more person than the ones we see.
+        is_group=len(invited) > 1 or bool(first[12]),
+        people=len(invited) + (1 if first[12] else 0),
         recurring=first[11] is not None,
     )
     return (str(first[1]), start), item, met

@@ -596,14 +596,20 @@ def render_event(
     out["iCalUID"] = body.get("ical_uid") or f"{event_id}@google.com"
     out["sequence"] = int(body.get("sequence") or 0)
     attendees = [_render_attendee(a, ctx) for a in body.get("attendees") or []]
+    organised = bool(out.get("organizer", {}).get("self"))
+    hidden = body.get("guests_can_see_other_guests") is False and not organised
     if attendees:
-        if opts.max_attendees is not None and len(attendees) > opts.max_attendees:
-            # "only the participant is returned" (events.list maxAttendees).
+        if hidden or (opts.max_attendees is not None and len(attendees) > opts.max_attendees):
+            # "only the participant is returned" (events.list maxAttendees). A guest list hidden
+            # from guests shows a guest only themselves (lfx-self-serve#2434 describes it); the
+            # events reference says attendeesOmitted marks any such omission.
             attendees = [a for a in attendees if a.get("self")]
             out["attendeesOmitted"] = True
         out["attendees"] = attendees
     if body.get("guests_can_modify"):
         out["guestsCanModify"] = True
+    if body.get("guests_can_see_other_guests") is False:
+        out["guestsCanSeeOtherGuests"] = False
     out["reminders"] = body.get("reminders") or {"useDefault": True}
     out["eventType"] = body.get("event_type") or "default"
     return out
@@ -1119,6 +1125,8 @@ def _neutral_from_google(
         body["visibility"] = data["visibility"]
     if "reminders" in data:
         body["reminders"] = data["reminders"]
+    if "guestsCanSeeOtherGuests" in data:
+        body["guests_can_see_other_guests"] = bool(data["guestsCanSeeOtherGuests"])
     if "recurrence" in data:
         rules = data["recurrence"] or []
         if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):

@@ -601,6 +601,40 @@ def test_calendar_reads_a_time_without_offset_in_the_events_zone(sandbox: Any, m
     assert event.end_at == (start + dt.timedelta(hours=1)).astimezone(dt.UTC)
 
 
+def test_a_hidden_guest_list_is_not_a_one_to_one_meeting(sandbox: Any, make_mailbox: Any):
+    # A webinar whose organizer hid the guest list: the user sees only themselves listed, and
+    # must not read it as a one-to-one with the organizer.
+    email = make_mailbox("google", messages=5)
+    sandbox.state.controls.configure(email, enabled=False)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=2)
+    guests = [{"email": f"guest{n}@elsewhere.example", "response": "accepted"} for n in range(40)]
+    body = {
+        "id": "webinar0event",
+        "status": "confirmed",
+        "summary": "Product webinar",
+        "start": {"date_time": start.isoformat()},
+        "end": {"date_time": (start + dt.timedelta(hours=1)).isoformat()},
+        "is_all_day": False,
+        "organizer": {"email": "host@vendor.example"},
+        "guests_can_see_other_guests": False,
+        "attendees": [
+            {"email": "host@vendor.example", "response": "accepted", "is_organizer": True},
+            {"email": email, "response": "accepted"},
+            *guests,
+        ],
+    }
+    with sandbox.state.lock:
+        sandbox.state.store.put_event(email, email, body)
+    src, _ = source(sandbox, email)
+    pages, _ = sync_all(src, f"calendar:{email}")
+    [event] = [
+        c for p in pages for c in p.changes
+        if isinstance(c, EventRecord) and c.provider_event_id == "webinar0event"
+    ]  # fmt: skip
+    assert [a.address for a in event.attendees] == [email]
+    assert event.attendees_omitted
+
+
 # ---------------------------------------------------------------------------------------------
 # error mapping: every branch
 

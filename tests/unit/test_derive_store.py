@@ -206,6 +206,22 @@ def test_touched_addresses_sees_what_a_delete_removes(session: Session) -> None:
     assert "ivy@corp.io" not in contacts(session, user_id)
 
 
+def test_a_meeting_with_hidden_guests_is_a_group_meeting(session: Session) -> None:
+    user_id, (account, _) = make_user(session, ME, "me@gmail.com")
+    me = Attendee(ME, response="accepted", is_self=True)
+    host = Address("host@vendor.example")
+    changes: list[Change] = [
+        event("w", -3, me, organizer=host, attendees_omitted=True),
+        event("c", -2, me, Attendee("host@vendor.example", response="accepted"), organizer=host),
+    ]
+    apply_changes(session, account_id=account, changes=changes, generation=1)
+    rebuild_user(session, user_id=user_id, now=NOW)
+    row = contacts(session, user_id)["host@vendor.example"]
+    assert row.past_meetings == 2
+    assert row.group_meetings == 1  # the webinar: its guest list was hidden
+    assert row.one_to_one_meetings == 1  # the call
+
+
 def test_deleting_a_series_deletes_its_stored_occurrences(session: Session) -> None:
     # Google lists cancelled instances of a deleted series only for a limited horizon; the
     # occurrences it does not list must not stay behind as Kim's "next meeting".
