@@ -24,7 +24,15 @@ class RateLimited(ProviderError):
 
 
 class CursorExpired(ProviderError):
-    """An incremental cursor is no longer valid (Gmail history 404, Calendar/Graph 410)."""
+    """An incremental cursor is no longer valid (Gmail history 404, Calendar/Graph 410).
+
+    `restart_from`: the backfill cursor the fresh full listing starts from, when the connector
+    needs to say how (e.g. a Graph calendar without delta, which is listed in full every round).
+    """
+
+    def __init__(self, message: str, *, restart_from: str | None = None) -> None:
+        super().__init__(message)
+        self.restart_from = restart_from
 
 
 class ProviderUnavailable(ProviderError):

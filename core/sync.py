@@ -10,7 +10,9 @@ State machine, per stream (`SyncStream`):
   stamped with the stream's generation; when the listing completes, rows of older generations
   are swept (they were deleted while we were not looking). An initial sync is just generation 1.
 - *incremental*: changes since `cursor` (Gmail historyId, Calendar syncToken, Graph deltaLink).
-  An expired cursor starts a new full listing that loses nothing.
+  An expired cursor starts a new full listing that loses nothing (from the connector's
+  `CursorExpired.restart_from` when it gives one). A source with no change feed for a stream
+  expires its cursor every round, so each round is a full listing and its sweep.
 
 Per account (`ConnectedAccount.state`): active → needs_reauth (the provider refused the grant;
 syncs stop until the user reconnects, which sets the account active and its streams due again)
@@ -284,8 +286,8 @@ class Engine:
                 cursor, backfill = stream.cursor, stream.backfill_cursor
             try:
                 page = source.fetch_page(name, cursor=cursor, backfill_cursor=backfill)
-            except CursorExpired:
-                self._restart_listing(account_id, name)
+            except CursorExpired as exc:
+                self._restart_listing(account_id, name, backfill_cursor=exc.restart_from)
                 result.errors.append("CursorExpired")
                 continue
             except RateLimited as exc:
@@ -362,7 +364,9 @@ class Engine:
                 if not dirty.has_dirty(session, user_id=user_id):
                     return
 
-    def _restart_listing(self, account_id: uuid.UUID, name: str) -> None:
+    def _restart_listing(
+        self, account_id: uuid.UUID, name: str, *, backfill_cursor: str | None = None
+    ) -> None:
         with transaction(self.factory) as session:
             stream = session.scalars(
                 select(SyncStream).where(
@@ -371,7 +375,7 @@ class Engine:
             ).one()
             stream.phase = SyncPhase.INITIAL
             stream.cursor = None
-            stream.backfill_cursor = None
+            stream.backfill_cursor = backfill_cursor
             stream.generation += 1
             stream.last_error = "cursor expired: full resync"
 

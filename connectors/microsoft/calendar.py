@@ -4,9 +4,20 @@
 only, over a window fixed by the first call (it lives in the skip/delta tokens); it takes no
 `$select`/`$filter`/`$orderby`/`$expand`, and honours `Prefer: odata.maxpagesize` and
 `Prefer: outlook.timezone` (https://learn.microsoft.com/graph/api/event-delta,
-https://learn.microsoft.com/graph/delta-query-events, PROVIDERS.md §4). We ask for UTC, so
-`start`/`end` `dateTime` are UTC wall clock ("2026-11-09T06:00:00.0000000"); a zone other than
-UTC in the answer is converted when it names an IANA zone and otherwise read as UTC.
+https://learn.microsoft.com/graph/delta-query-events, PROVIDERS.md §4). Other calendars have
+no documented delta in v1.0 (sync.py lists them instead).
+
+**Times.** We ask for UTC, so `start`/`end` `dateTime` are normally UTC wall clock
+("2026-11-09T06:00:00.0000000"). When the preference is not applied, the answer is in the
+mailbox's zone, and dateTimeTimeZone.timeZone may be a Windows name ("Pacific Standard Time")
+as well as an IANA one (https://learn.microsoft.com/graph/api/resources/datetimetimezone):
+Windows names map through CLDR's windowsZones as packaged by icalendar (`iana_zone`, shared with
+calendar_write.py).
+
+**Sparse rows.** "Updated instances are represented by their id with at least the properties
+that have been updated" (https://learn.microsoft.com/graph/delta-query-overview): a row that
+lacks what an EventRecord needs is not mapped (it would blank the stored event) but re-read by
+id (`needs_reread`; sync.py).
 
 **Recurring series.** The view is expanded: occurrences (`type` occurrence/exception) and single
 events each come as their own item, and a `seriesMaster` item is not an occurrence, so it is
@@ -23,8 +34,8 @@ notResponded/none → needsAction (https://learn.microsoft.com/graph/api/resourc
 `self_response` is "organizer" when `isOrganizer`, None when the user has no response at all
 (`none` and not the organizer). Outlook lists the organizer in `organizer`, not in `attendees`.
 
-**All-day events** come as midnight-to-midnight in the requested zone (UTC here): `start_at`
-is that midnight UTC and `is_all_day` says how to read it.
+**All-day events** come as midnight-to-midnight in whatever zone the answer is in: `start_at`
+is that date's midnight UTC (whatever the zone) and `is_all_day` says how to read it.
 
 **Removals.** `@removed` → EventDeleted; removals may name events outside the window (the docs
 say so) and are passed on: deleting what the store does not have is harmless.
@@ -36,6 +47,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from connectors.microsoft.mail import decode_name, parse_graph_time
 from core.records import Address, Attendee, Change, EventDeleted, EventRecord
@@ -52,6 +65,16 @@ MASTER_FIELDS = (
     "iCalUId",
     "isAllDay",
 )
+# What a single event's delta row must carry to be mapped without a re-read.
+EVENT_FIELDS = ("type", "start", "end", *MASTER_FIELDS)
+# An occurrence's own fields; the rest it takes from its series master.
+OCCURRENCE_FIELDS = ("type", "start", "end", "seriesMasterId")
+# `$select` of an event re-read by id, and of a calendarView listing.
+EVENT_SELECT = ("id", "seriesMasterId", *EVENT_FIELDS)
+UTC_NAMES = frozenset({"utc", "etc/utc", "coordinated universal time"})
+_WINDOWS_LOWER = {name.lower(): iana for name, iana in WINDOWS_TO_OLSON.items()}
+IANA_TO_WINDOWS = {iana: windows for windows, iana in WINDOWS_TO_OLSON.items()}
+IANA_TO_WINDOWS["UTC"] = "UTC"
 RESPONSES = {
     "accepted": "accepted",
     "tentativelyaccepted": "tentative",
@@ -79,6 +102,19 @@ def graph_window_params(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
     }
 
 
+def iana_zone(name: object) -> str | None:
+    """The IANA zone for a Graph zone name (Windows or IANA); None for custom/unknown zones."""
+    if not isinstance(name, str) or not name.strip():
+        return None
+    name = name.strip()
+    candidate = _WINDOWS_LOWER.get(name.lower(), name)
+    try:
+        ZoneInfo(candidate)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return candidate
+
+
 def parse_event_time(value: object) -> dt.datetime | None:
     """Parse a dateTimeTimeZone `{dateTime, timeZone}` into an aware UTC datetime."""
     if not isinstance(value, dict):
@@ -87,14 +123,23 @@ def parse_event_time(value: object) -> dt.datetime | None:
     if moment is None:
         return None
     zone = str(value.get("timeZone") or "UTC")
-    if zone.upper() in ("UTC", "ETC/UTC", "COORDINATED UNIVERSAL TIME"):
+    if zone.lower() in UTC_NAMES:
         return moment
-    try:
-        # parse_graph_time read the wall clock as UTC; re-read it in the named zone.
-        local = moment.replace(tzinfo=None).replace(tzinfo=ZoneInfo(zone))
-    except (ZoneInfoNotFoundError, ValueError):
-        return moment  # a Windows zone name despite Prefer outlook.timezone="UTC": read as UTC
-    return local.astimezone(dt.UTC)
+    iana = iana_zone(zone)
+    if iana is None:
+        # "Customized Time Zone" or a name neither CLDR nor tzdata knows: nothing says where the
+        # wall clock is, and UTC is at most a day off where failing would lose the event.
+        return moment
+    # parse_graph_time read the wall clock as UTC; re-read it in the named zone.
+    return moment.replace(tzinfo=ZoneInfo(iana)).astimezone(dt.UTC)
+
+
+def parse_event_day(value: object) -> dt.datetime | None:
+    """An all-day bound: midnight UTC of its wall-clock date, whatever zone it is given in."""
+    if not isinstance(value, dict):
+        return None
+    moment = parse_graph_time(str(value.get("dateTime") or ""))
+    return None if moment is None else dt.datetime.combine(moment.date(), dt.time(), dt.UTC)
 
 
 def map_response(value: object) -> str | None:
@@ -147,6 +192,16 @@ def parse_attendees(
     return tuple(out)
 
 
+def needs_reread(item: Mapping[str, Any]) -> bool:
+    """Return True for a delta row too sparse to map: re-read it by id (module docstring)."""
+    if "@removed" in item or item.get("type") == SERIES_MASTER:
+        return False
+    if item.get("type") in ("occurrence", "exception") and item.get("seriesMasterId"):
+        # Live Graph sends occurrences with just these; their master fills in the rest.
+        return any(key not in item for key in OCCURRENCE_FIELDS)
+    return any(key not in item for key in EVENT_FIELDS)
+
+
 def needs_master(item: Mapping[str, Any]) -> bool:
     """Return True for an occurrence that came without its series' details."""
     return (
@@ -155,6 +210,11 @@ def needs_master(item: Mapping[str, Any]) -> bool:
         and bool(item.get("seriesMasterId"))
         and "organizer" not in item
     )
+
+
+def is_full_master(item: Mapping[str, Any]) -> bool:
+    """A series master row that can lend its fields (a sparse, updated one cannot)."""
+    return item.get("type") == SERIES_MASTER and "organizer" in item and "@removed" not in item
 
 
 def with_master(item: Mapping[str, Any], master: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -177,12 +237,14 @@ def map_event(
         address = str(org["emailAddress"].get("address") or "").strip()
         if address:
             organizer = Address(address, decode_name(org["emailAddress"].get("name"), address))
+    all_day = bool(item.get("isAllDay"))
+    parse = parse_event_day if all_day else parse_event_time
     return EventRecord(
         provider_calendar_id=calendar_id,
         provider_event_id=str(item["id"]),
-        start_at=parse_event_time(item.get("start")),
-        end_at=parse_event_time(item.get("end")),
-        is_all_day=bool(item.get("isAllDay")),
+        start_at=parse(item.get("start")),
+        end_at=parse(item.get("end")),
+        is_all_day=all_day,
         is_cancelled=bool(item.get("isCancelled")),
         ical_uid=item.get("iCalUId") or None,
         recurring_event_id=item.get("seriesMasterId") or None,
@@ -203,7 +265,7 @@ def map_delta_items(
     items = list(items)
     owners = tuple(owner_addresses)
     known = dict(masters or {})
-    known.update({str(i["id"]): i for i in items if i.get("type") == SERIES_MASTER})
+    known.update({str(i["id"]): i for i in items if is_full_master(i)})
     out: list[Change] = []
     for item in items:
         if "@removed" in item:

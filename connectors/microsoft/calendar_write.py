@@ -6,14 +6,16 @@ one 401 refresh, errors mapped once.
 
 Provider facts this module relies on (PROVIDERS.md §4):
 
-- **Idempotent create.** An event carries a client `transactionId`; "a repeated create with the
-  same transactionId and the same content answers 201 with the event created the first time,
-  and creates nothing" (https://blog.rykoma.net/2020/10/05/1559/, by a Microsoft support
-  engineer; event resource, https://learn.microsoft.com/graph/api/resources/event: "you cannot
-  change transactionId"). The same transactionId with *different* content is refused with 400
-  `ErrorDuplicateTransactionId`: the event made under our key has been changed since (by the
-  user in Outlook, or by an update whose event id the caller then lost). We look that event up
-  by its transactionId in the follow-ups calendar and patch it back to the spec.
+- **Idempotent create.** An event carries a client `transactionId`, which the event resource doc
+  only says avoids "redundant POST operations in case of client retries" and "cannot change"
+  (https://learn.microsoft.com/graph/api/resources/event). Reported behaviour: a repeat with the
+  same content answers 201 with the event created the first time
+  (https://blog.rykoma.net/2020/10/05/1559/, by a Microsoft support engineer), one with
+  *different* content 400 `ErrorDuplicateTransactionId` (the event made under our key has been
+  changed since, by the user or by an update whose event id the caller then lost). Neither is
+  documented, so any 400 or 409 to the create makes us look the key's event up by transactionId
+  in the follow-ups calendar and patch it back to the spec; only when there is none does the
+  refusal stand.
 - **Free/busy.** `POST /me/calendar/getSchedule` reports the **default calendar** only ("schedule
   items that match existing events in Alex's default calendar",
   https://learn.microsoft.com/graph/outlook-get-free-busy-schedule) and is **work/school only**
@@ -48,23 +50,16 @@ Provider facts this module relies on (PROVIDERS.md §4):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import requests
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from connectors.common import coalesce
 from connectors.microsoft import calendar as cal
 from connectors.microsoft.config import MicrosoftConfig
-from connectors.microsoft.graph import (
-    GraphClient,
-    Json,
-    error_code,
-)
+from connectors.microsoft.graph import GraphClient, Json, graph_error
 from connectors.microsoft.sync import _path_id
-from core.errors import ProviderRejected, ProviderUnavailable
+from core.errors import ProviderRejected
 from core.ports import EventSpec, FollowupCalendar, Interval, Pacer, TokenSource
 
 BUSY_STATUSES = frozenset({"busy", "oof", "tentative"})
@@ -73,10 +68,6 @@ UTC_VIEW = 'outlook.timezone="UTC"'
 PAGE_SIZE = 100
 # The schedule asked for only to learn the user's working-hours zone.
 ZONE_PROBE = dt.timedelta(hours=1)
-IANA_TO_WINDOWS = {iana: windows for windows, iana in WINDOWS_TO_OLSON.items()}
-IANA_TO_WINDOWS["UTC"] = "UTC"
-
-Accept = Callable[[int, str], bool]
 
 
 def _not_found(status: int, code: str) -> bool:
@@ -96,56 +87,15 @@ def _folder_exists(status: int, code: str) -> bool:
     return status == 409 and code == "errorfolderexists"
 
 
-def _duplicate_transaction(status: int, code: str) -> bool:
-    return status == 400 and code == "errorduplicatetransactionid"
-
-
-class GraphWriteClient(GraphClient):
-    """GraphClient plus writes (POST/PATCH/DELETE), empty 204 bodies and accepted failures."""
-
-    def call(
-        self,
-        method: str,
-        path_or_url: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json_body: Json | None = None,
-        prefer: Iterable[str] = (),
-        accept: Accept | None = None,
-    ) -> tuple[int, Json]:
-        """Send one request; return (status, JSON body or {}).
-
-        A failure `accept(status, lower-case Graph code)` approves is returned instead of
-        raised; every other failure raises the core.errors taxonomy (graph.py).
-        """
-        response = self._exchange(
-            method, self.url(path_or_url, params), prefer=prefer, units=1, json_body=json_body
-        )
-        status = response.status_code
-        body = _json_or_none(response)
-        if status >= 400:
-            if accept is not None and accept(status, error_code(body).lower()):
-                return status, body if isinstance(body, dict) else {}
-            self._raise(status, body, response.headers)
-        if not response.content:
-            return status, {}  # 204 No Content (DELETE)
-        if not isinstance(body, dict):
-            raise ProviderUnavailable("Graph answered an unreadable body")
-        return status, body
-
-
-def _json_or_none(response: requests.Response) -> object:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
+def _maybe_duplicate(status: int, code: str) -> bool:
+    # Whatever Graph calls a repeated transactionId (400 ErrorDuplicateTransactionId is what
+    # clients report; the docs name no status), the event lookup below settles it.
+    return status in (400, 409)
 
 
 def graph_time(moment: dt.datetime, time_zone: str) -> dict[str, str]:
     """A dateTimeTimeZone: the wall clock in the spec's zone under its Windows name, else UTC."""
-    windows = IANA_TO_WINDOWS.get(time_zone)
+    windows = cal.IANA_TO_WINDOWS.get(time_zone)
     zone: dt.tzinfo = dt.UTC
     if windows is not None:
         try:
@@ -155,18 +105,6 @@ def graph_time(moment: dt.datetime, time_zone: str) -> dict[str, str]:
     if windows is None:
         zone, windows = dt.UTC, "UTC"
     return {"dateTime": moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": windows}
-
-
-def iana_zone(name: object) -> str | None:
-    """The IANA zone for a Graph zone name (Windows or IANA); None for custom/unknown zones."""
-    if not isinstance(name, str) or not name:
-        return None
-    candidate = WINDOWS_TO_OLSON.get(name, name)
-    try:
-        ZoneInfo(candidate)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return candidate
 
 
 def describe(spec: EventSpec) -> str:
@@ -203,7 +141,7 @@ class MicrosoftCalendarWriter:
     """core.ports.CalendarWriter for one Microsoft account; see the module docstring."""
 
     def __init__(self, config: MicrosoftConfig, *, token: TokenSource, pacer: Pacer) -> None:
-        self.graph = GraphWriteClient(config, token=token, pacer=pacer)
+        self.graph = GraphClient(config, token=token, pacer=pacer)
         self._address: str | None = None
 
     # -- CalendarWriter ------------------------------------------------------------------------
@@ -244,7 +182,7 @@ class MicrosoftCalendarWriter:
         if info is not None:
             hours = info.get("workingHours")
             if isinstance(hours, dict) and isinstance(hours.get("timeZone"), dict):
-                zone = iana_zone(hours["timeZone"].get("name"))
+                zone = cal.iana_zone(hours["timeZone"].get("name"))
         return FollowupCalendar(calendar_id=calendar_id, time_zone=zone)
 
     def busy(
@@ -283,21 +221,19 @@ class MicrosoftCalendarWriter:
             "POST",
             f"me/calendars/{_path_id(calendar_id)}/events",
             json_body={**payload, "transactionId": spec.key},
-            accept=_duplicate_transaction,
+            accept=_maybe_duplicate,
         )
         if status < 300:
             # 201, for a new event and for a repeat of the same create alike.
             return str(body["id"])
-        # 400 ErrorDuplicateTransactionId: our key already made an event whose content has
-        # changed since. Find it and make it match the spec again rather than make a second one.
+        # 400/409: perhaps our key already made an event (changed since, or a repeat Graph
+        # refuses rather than answers 201). Find it and make it match the spec again rather
+        # than make a second one; without one, the refusal was about the request itself.
         existing = self._find_by_transaction(calendar_id, spec.key)
         if existing is None:
-            # The key's event lives outside the follow-ups calendar (moved, or in Deleted
-            # Items): only a new key can make a new event.
-            raise ProviderRejected(
-                "Graph refused the transactionId: it belongs to an event Warmline cannot find",
-                status=400,
-            )
+            # Also when the key's event lives outside the follow-ups calendar (moved, or in
+            # Deleted Items): only a new key can make a new event.
+            raise graph_error(status, body, {})
         _, body = self.graph.call("PATCH", f"me/events/{_path_id(existing)}", json_body=payload)
         return str(body.get("id") or existing)
 
@@ -414,4 +350,4 @@ class MicrosoftCalendarWriter:
         return None
 
 
-__all__ = ["GraphWriteClient", "MicrosoftCalendarWriter"]
+__all__ = ["MicrosoftCalendarWriter"]

@@ -42,7 +42,14 @@ header. Graph already splits recipients into `{emailAddress: {name, address}}` a
 RFC 2047 names; a name still holding encoded words is decoded here, and a name that merely
 repeats the address (Graph fills `name` with the address when there is none) becomes None.
 Addresses are passed on as Graph spells them (mixed case, IDN): canonical form is core's job.
-Graph has no labels; `folder` carries the stream's folder id. `@removed` (reason `deleted`, or
+Graph has no labels; `folder` carries the stream's folder id.
+
+**Sparse rows.** "Updated instances are represented by their id with at least the properties
+that have been updated, but additional properties may be included"
+(https://learn.microsoft.com/graph/delta-query-overview): an update such as a read flag may
+come as `{id, isRead}`. Mapping it would blank the stored participants and subject, so a row
+without every field a MessageRecord is made of (`needs_reread`) is re-read by id (sync.py).
+`@removed` (reason `deleted`, or
 `changed` when the message left the folder) becomes `MessageDeleted(id, folder)`: the store
 deletes only if it still holds the message in that folder, so a move (removed here, added in the
 target folder's stream, in whichever order the streams run) never loses it.
@@ -79,6 +86,13 @@ MESSAGE_SELECT = (
     "isDraft",
     "isRead",
     "internetMessageHeaders",
+)
+# The fields of MESSAGE_SELECT a row must carry to be mapped as it is. Headers are optional even
+# in full rows (see above); isRead and parentFolderId are not part of a MessageRecord.
+MESSAGE_FIELDS = tuple(
+    f
+    for f in MESSAGE_SELECT
+    if f not in ("id", "internetMessageHeaders", "isRead", "parentFolderId")
 )
 FOLDER_SELECT = ("id", "displayName", "parentFolderId", "childFolderCount", "totalItemCount")
 EXCLUDED_WELL_KNOWN = (
@@ -265,6 +279,16 @@ def map_message(
         precedence=headers.get("precedence") or None,
         auto_submitted=headers.get("auto-submitted") or None,
     )
+
+
+def needs_reread(item: Mapping[str, Any]) -> bool:
+    """Return True for a delta row too sparse to map: re-read it by id (module docstring)."""
+    if "@removed" in item:
+        return False
+    if any(key not in item for key in MESSAGE_FIELDS):
+        return True
+    times = (item.get("receivedDateTime"), item.get("sentDateTime"))
+    return all(parse_graph_time(t) is None for t in times)
 
 
 def map_delta_item(

@@ -16,8 +16,13 @@ Provider facts this copies (PROVIDERS.md §4):
   transactionId with different content is refused with 400 ``ErrorDuplicateTransactionId``
   "Your request can't be completed. The TransactionId specified in the request has already been
   used to create a different event." (the error body as seen by public Graph clients). The
-  property cannot be changed after creation.
-- ``POST /me/calendars`` with an existing name: 409 ``ErrorFolderExists``.
+  property cannot be changed after creation. The event resource doc promises neither answer
+  (https://learn.microsoft.com/graph/api/resources/event), so the switch
+  ``graph_duplicate_transaction_status`` (e.g. 409) makes every repeat of a transactionId, same
+  content or not, answer that status instead.
+- ``POST /me/calendars`` with an existing name: 409 ``ErrorFolderExists``. ``GET /me/calendars``
+  pages like other Outlook collections: 10 by default, ``$top``/``$skip`` links, ``$select``
+  (https://learn.microsoft.com/graph/api/user-list-calendars, https://learn.microsoft.com/graph/paging).
 - ``GET /me/calendars/{id}`` (404 ``ErrorItemNotFound`` for an unknown or deleted calendar) and
   ``GET /me/events`` / ``/me/calendar/events`` / ``/me/calendars/{id}/events``: single events
   and series masters, not expanded, 10 per page by default, ``$top``/``$skip`` paging with an
@@ -57,6 +62,7 @@ from sandbox.microsoft.graphbase import (
     prefer,
     project,
     self_link,
+    windows_name,
     zone,
 )
 from sandbox.state import get_state
@@ -144,10 +150,23 @@ def list_calendars() -> Response:
     with graph_call("calendars.list", CAL_READ_BASIC) as caller:
         primary_calendar(caller)
         cals = get_state().store.list_calendars(caller.email)
-        body = {
+        select = parse_select(
+            request.args.get("$select"), CALENDAR_PROPS, "microsoft.graph.calendar"
+        )
+        top = min(page_arg("$top", DEFAULT_PAGE), MAX_PAGE) or DEFAULT_PAGE
+        skip = page_arg("$skip", 0)
+        body: dict[str, Any] = {
             "@odata.context": context_url(f"users('{caller.oid}')/calendars"),
-            "value": [calendar_resource(caller, c) for c in cals],
+            "value": [
+                project(calendar_resource(caller, c), select, ("id",))
+                for c in cals[skip : skip + top]
+            ],
         }
+        if skip + top < len(cals):
+            params = {"$top": str(top), "$skip": str(skip + top)}
+            if select is not None:
+                params["$select"] = ",".join(select)
+            body["@odata.nextLink"] = self_link(params)
         return json_response(body)
 
 
@@ -380,6 +399,23 @@ def event_resource(
     return item
 
 
+SPARSE_KEYS = (
+    "@odata.type",
+    "@odata.etag",
+    "id",
+    "changeKey",
+    "lastModifiedDateTime",
+    "categories",
+)
+
+
+def sparse_update(item: dict[str, Any]) -> dict[str, Any]:
+    """An updated event as a delta row may carry it: its id and a few changed properties
+    ("at least the properties that have been updated",
+    https://learn.microsoft.com/graph/delta-query-overview)."""
+    return {key: item[key] for key in SPARSE_KEYS if key in item}
+
+
 def _recurrence(body: dict[str, Any]) -> dict[str, Any] | None:
     """Render the common RRULE shapes as a patternedRecurrence (others: a daily pattern)."""
     rule = next((r[6:] for r in body.get("recurrence") or [] if r.startswith("RRULE:")), None)
@@ -430,7 +466,18 @@ def may_read_body(caller: Caller) -> bool:
     return caller.has_any(CAL_READ)
 
 
-def view_timezone() -> tuple[str, dt.tzinfo, list[str]]:
+def view_timezone(caller: Caller) -> tuple[str, dt.tzinfo, list[str]]:
+    """The zone event times are rendered in: ``Prefer: outlook.timezone``, else UTC.
+
+    With ``graph_ignore_timezone_preference`` the preference is not applied (and not echoed):
+    times come in the mailbox's own zone under its Windows name, which dateTimeTimeZone allows
+    (https://learn.microsoft.com/graph/api/resources/datetimetimezone) [?: when live Graph does
+    this is unverified; the switch makes a client prove it reads Windows names].
+    """
+    if get_state().config.get("graph_ignore_timezone_preference"):
+        iana = caller.mailbox.get("time_zone") or "UTC"
+        tz_name, tz = zone(windows_name(iana) or iana)
+        return tz_name, tz, []
     name = prefer().get("outlook.timezone")
     if not name:
         return "UTC", dt.UTC, []
@@ -629,7 +676,7 @@ def list_events(cal_id: str | None = None) -> Response:
         )
         if cal is None:
             raise GraphError.not_found()
-        tz_name, tz, applied = view_timezone()
+        tz_name, tz, applied = view_timezone(caller)
         full = may_read_body(caller)
         items: list[dict[str, Any]] = []
         after: str | None = None
@@ -663,7 +710,7 @@ def list_events(cal_id: str | None = None) -> Response:
 def get_event(event_id: str) -> Response:
     """Get an event, series master or occurrence."""
     with graph_call("events.get", CAL_READ_BASIC) as caller:
-        tz_name, tz, applied = view_timezone()
+        tz_name, tz, applied = view_timezone(caller)
         item = _render_by_id(caller, event_id, tz_name, tz)
         return apply_preferences(_event_response(caller, item), applied)
 
@@ -712,6 +759,12 @@ def _same_content(body: dict[str, Any], new: dict[str, Any]) -> bool:
     return all(body.get(k) == new.get(k) for k in keys)
 
 
+_DUPLICATE = (
+    "Your request can't be completed. The TransactionId specified in the request has already "
+    "been used to create a different event."
+)
+
+
 def _create_event(caller: Caller, cal_id: str) -> Response:
     payload = json_body()
     if payload.get("recurrence"):
@@ -748,6 +801,9 @@ def _create_event(caller: Caller, cal_id: str) -> Response:
     }
     if transaction_id:
         found = _find(caller, event_id)
+        duplicate_status = get_state().config.get("graph_duplicate_transaction_status")
+        if found is not None and duplicate_status:
+            raise GraphError(int(duplicate_status), "ErrorDuplicateTransactionId", _DUPLICATE)
         if found is not None:
             if _same_content(found[1], new):
                 item = event_resource(
@@ -759,14 +815,9 @@ def _create_event(caller: Caller, cal_id: str) -> Response:
                     event_id=event_id,
                 )
                 return _event_response(caller, item, 201)
-            raise GraphError(
-                400,
-                "ErrorDuplicateTransactionId",
-                "Your request can't be completed. The TransactionId specified in the request "
-                "has already been used to create a different event.",
-            )
+            raise GraphError(400, "ErrorDuplicateTransactionId", _DUPLICATE)
     body = store.put_event(caller.email, cal_id, new)
-    tz_name, tz, applied = view_timezone()
+    tz_name, tz, applied = view_timezone(caller)
     item = event_resource(
         caller, body, tz_name=tz_name, tz=tz, event_type="singleInstance", event_id=event_id
     )
@@ -816,7 +867,7 @@ def update_event(event_id: str) -> Response:
             body["description"] = (payload["body"] or {}).get("content") or ""
         body["is_all_day"] = all_day
         body = get_state().store.put_event(caller.email, cal_id, body)
-        tz_name, tz, applied = view_timezone()
+        tz_name, tz, applied = view_timezone(caller)
         kind = "seriesMaster" if body.get("recurrence") else "singleInstance"
         item = event_resource(
             caller, body, tz_name=tz_name, tz=tz, event_type=kind, event_id=event_id

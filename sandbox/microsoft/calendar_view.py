@@ -1,4 +1,5 @@
-"""Graph v1.0 ``GET /me/calendarView/delta`` over the primary calendar.
+"""Graph v1.0 ``GET /me/calendarView/delta`` over the primary calendar (and, unless the
+"documented routes only" switch is on, over any calendar).
 
 https://learn.microsoft.com/graph/api/event-delta and
 https://learn.microsoft.com/graph/delta-query-events (PROVIDERS.md §4):
@@ -12,6 +13,22 @@ https://learn.microsoft.com/graph/delta-query-events (PROVIDERS.md §4):
   never the ``seriesMaster``. Removals are ``{"@odata.type", "id", "@removed": {"reason":
   "deleted"}}`` and may name items outside the window. Stale tokens get the same 410 as message
   delta (mail.resync_error).
+
+Switches (``state.config``, off by default):
+
+- ``graph_documented_routes_only``: v1.0 documents calendarView delta for the default calendar
+  only (``/me/calendarView/delta``, https://learn.microsoft.com/graph/api/event-delta; a docs PR
+  extending it to other calendars was refused in review, microsoftgraph/microsoft-graph-docs
+  PR 13204). With the switch, ``/me/calendars/{id}/calendarView/delta`` and
+  ``/me/calendar/calendarView/delta`` answer as Graph answers a path it does not route: 400
+  ``BadRequest`` "Resource not found for the segment '...'." (the body seen for v1.0 paths that
+  exist in beta only, microsoftgraph/microsoft-graph-docs issue 4900) [?: which segment live
+  Graph names here is unverified].
+- ``graph_sparse_delta_updates``: "Updated instances are represented by their id with at least
+  the properties that have been updated" (https://learn.microsoft.com/graph/delta-query-overview).
+  With the switch an incremental round sends an event updated since the round's token (created
+  before it) as ``{@odata.type, @odata.etag, id, changeKey, lastModifiedDateTime, categories}``;
+  events created since come in full ("newly created instances ... standard representation").
 
 Paging: one store page of changed rows can expand into more items than a page holds, so a
 ``$skiptoken`` carries the store cursor of the batch *and* how many of its items were already
@@ -35,8 +52,10 @@ from sandbox.microsoft.calendar import (
     occurrence_key,
     original_start_of,
     primary_calendar,
+    sparse_update,
     view_timezone,
 )
+from sandbox.microsoft.common import now_ms
 from sandbox.microsoft.graphbase import (
     CAL_READ_BASIC,
     GRAPH,
@@ -58,6 +77,7 @@ from sandbox.store import StaleCursorError
 
 DEFAULT_PAGE = 10
 MAX_PAGE = 1000
+UNROUTED = GraphError(400, "BadRequest", "Resource not found for the segment 'delta'.")
 
 # -- calendarView delta ------------------------------------------------------------------------
 
@@ -71,14 +91,22 @@ def _items_for_row(
     incremental: bool,
     tz_name: str,
     tz: dt.tzinfo,
+    sparse_before_ms: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Return the view items (and removals) one changed event row stands for."""
+    """Return the view items (and removals) one changed event row stands for.
+
+    With ``sparse_before_ms``, a row created before it is an update and its items come sparse.
+    """
     store = get_state().store
     body = row["body"]
     deleted = row["is_deleted"] or body.get("status") == "cancelled"
     default_tz = caller.mailbox.get("time_zone") or "UTC"
     full = may_read_body(caller)
     ws, we = window
+    sparse = sparse_before_ms is not None and int(body.get("created_ms") or 0) < sparse_before_ms
+
+    def shown(item: dict[str, Any]) -> dict[str, Any]:
+        return sparse_update(item) if sparse else item
 
     def removed(event_id: str) -> dict[str, Any]:
         return {
@@ -105,16 +133,18 @@ def _items_for_row(
         if not (start_utc < we and end_utc > ws):
             return [removed(occ_id)]
         return [
-            event_resource(
-                caller,
-                body,
-                tz_name=tz_name,
-                tz=tz,
-                event_type="exception",
-                event_id=occ_id,
-                master_id=master_id,
-                original_start=original_start_of(body, default_tz),
-                full=full,
+            shown(
+                event_resource(
+                    caller,
+                    body,
+                    tz_name=tz_name,
+                    tz=tz,
+                    event_type="exception",
+                    event_id=occ_id,
+                    master_id=master_id,
+                    original_start=original_start_of(body, default_tz),
+                    full=full,
+                )
             )
         ]
 
@@ -130,18 +160,20 @@ def _items_for_row(
                 continue
             source = occ.exception or body
             out.append(
-                event_resource(
-                    caller,
-                    source,
-                    tz_name=tz_name,
-                    tz=tz,
-                    event_type="exception" if occ.exception else "occurrence",
-                    event_id=occ_id,
-                    master_id=body["id"],
-                    start=occ.start,
-                    end=occ.end,
-                    original_start=occ.original_start,
-                    full=full,
+                shown(
+                    event_resource(
+                        caller,
+                        source,
+                        tz_name=tz_name,
+                        tz=tz,
+                        event_type="exception" if occ.exception else "occurrence",
+                        event_id=occ_id,
+                        master_id=body["id"],
+                        start=occ.start,
+                        end=occ.end,
+                        original_start=occ.original_start,
+                        full=full,
+                    )
                 )
             )
         return out
@@ -153,14 +185,16 @@ def _items_for_row(
     if not (start_utc < we and end_utc > ws):
         return [removed(body["id"])] if incremental else []
     return [
-        event_resource(
-            caller,
-            body,
-            tz_name=tz_name,
-            tz=tz,
-            event_type="singleInstance",
-            event_id=body["id"],
-            full=full,
+        shown(
+            event_resource(
+                caller,
+                body,
+                tz_name=tz_name,
+                tz=tz,
+                event_type="singleInstance",
+                event_id=body["id"],
+                full=full,
+            )
         )
     ]
 
@@ -190,6 +224,9 @@ def calendar_view_delta(calendar_id: str | None = None) -> Response:
     """
     with graph_call("calendarView.delta", CAL_READ_BASIC) as caller:
         state = get_state()
+        documented = request.path.lower() == f"{GRAPH}/me/calendarview/delta"
+        if state.config.get("graph_documented_routes_only") and not documented:
+            raise UNROUTED
         if calendar_id is not None and state.store.get_calendar(caller.email, calendar_id) is None:
             raise GraphError(
                 404, "ErrorItemNotFound", "The specified object was not found in the store."
@@ -205,11 +242,13 @@ def calendar_view_delta(calendar_id: str | None = None) -> Response:
         skip = request.args.get("$skiptoken") or request.args.get("$skipToken")
         delta = request.args.get("$deltatoken") or request.args.get("$deltaToken")
         current = state.store.current_seq(caller.email)
+        # "t": when this round started (its token's time); "p": when the previous round did, so
+        # an event created before "p" and changed since is an update (graph_sparse_delta_updates).
         if skip:
             tok = decode_token(skip, "$skiptoken", ("w", "s", "h"))
         elif delta:
             tok = decode_token(delta, "$deltatoken", ("w", "s"))
-            tok = {"w": tok["w"], "s": tok["s"], "h": current}
+            tok = {"w": tok["w"], "s": tok["s"], "h": current, "t": now_ms(), "p": tok.get("t")}
         else:
             start_raw = request.args.get("startDateTime") or request.args.get("startdatetime")
             end_raw = request.args.get("endDateTime") or request.args.get("enddatetime")
@@ -222,7 +261,7 @@ def calendar_view_delta(calendar_id: str | None = None) -> Response:
                 )
             ws = parse_graph_datetime(start_raw, "UTC").astimezone(dt.UTC)
             we = parse_graph_datetime(end_raw, "UTC").astimezone(dt.UTC)
-            tok = {"w": [ws.isoformat(), we.isoformat()], "s": 0, "h": current}
+            tok = {"w": [ws.isoformat(), we.isoformat()], "s": 0, "h": current, "t": now_ms()}
         window = (dt.datetime.fromisoformat(tok["w"][0]), dt.datetime.fromisoformat(tok["w"][1]))
         initial_url = self_link(
             {
@@ -234,7 +273,7 @@ def calendar_view_delta(calendar_id: str | None = None) -> Response:
         floor = int(box.get("token_floor", 0))
         if (tok["s"] and tok["s"] < floor) or (skip and tok["h"] < floor):
             raise resync_error(initial_url, int(tok["s"] or tok["h"]), current)
-        tz_name, tz, applied_tz = view_timezone()
+        tz_name, tz, applied_tz = view_timezone(caller)
         size, applied = _page_size()
         cal = (
             state.store.get_calendar(caller.email, calendar_id)
@@ -243,6 +282,9 @@ def calendar_view_delta(calendar_id: str | None = None) -> Response:
         )
         incremental = bool(tok["s"])
         offset = int(tok.get("k", 0))
+        sparse_before = (
+            tok.get("p") if incremental and state.config.get("graph_sparse_delta_updates") else None
+        )
         try:
             rows, cursor = state.store.list_events(
                 caller.email,
@@ -258,11 +300,18 @@ def calendar_view_delta(calendar_id: str | None = None) -> Response:
             if tok["s"] and row["changed_seq"] <= tok["s"]:
                 continue  # seen last round (the store's bound is inclusive of since_seq)
             items += _items_for_row(
-                caller, cal["id"], row, window, incremental=incremental, tz_name=tz_name, tz=tz
+                caller,
+                cal["id"],
+                row,
+                window,
+                incremental=incremental,
+                tz_name=tz_name,
+                tz=tz,
+                sparse_before_ms=sparse_before,
             )
         page = items[offset : offset + size]
         body: dict[str, Any] = {"@odata.context": context_url("Collection(event)")}
-        base = {"w": tok["w"], "s": tok["s"], "h": tok["h"]}
+        base = {k: tok.get(k) for k in ("w", "s", "h", "t", "p")}
         if offset + size < len(items):
             nxt = encode_token({**base, "a": tok.get("a"), "k": offset + size})
             body["@odata.nextLink"] = self_link({"$skiptoken": nxt})
@@ -270,7 +319,7 @@ def calendar_view_delta(calendar_id: str | None = None) -> Response:
             nxt = encode_token({**base, "a": cursor, "k": 0})
             body["@odata.nextLink"] = self_link({"$skiptoken": nxt})
         else:
-            dtok = encode_token({"w": tok["w"], "s": tok["h"]})
+            dtok = encode_token({"w": tok["w"], "s": tok["h"], "t": tok.get("t")})
             body["@odata.deltaLink"] = self_link({"$deltatoken": dtok})
         body["value"] = page
         return apply_preferences(json_response(body), applied + applied_tz)

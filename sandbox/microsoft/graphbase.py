@@ -238,6 +238,25 @@ WINDOWS_TZ = {
 }
 
 
+_ACRONYMS = {"aus", "fle", "gmt", "us", "utc"}
+
+
+def _windows_title(lowered: str) -> str:
+    """'w. europe standard time' -> 'W. Europe Standard Time' (WINDOWS_TZ keys are lower-case)."""
+    return " ".join(w.upper() if w in _ACRONYMS else w.capitalize() for w in lowered.split())
+
+
+# IANA -> the Windows name Outlook reports (the first Windows name listed for a zone wins).
+_WINDOWS_NAME: dict[str, str] = {}
+for _lowered, _iana in WINDOWS_TZ.items():
+    _WINDOWS_NAME.setdefault(_iana, _windows_title(_lowered))
+
+
+def windows_name(iana: str) -> str | None:
+    """The Windows zone name Outlook uses for an IANA zone, where WINDOWS_TZ knows one."""
+    return _WINDOWS_NAME.get(iana)
+
+
 def zone(name: str | None) -> tuple[str, dt.tzinfo]:
     """Return ``(name to echo, tzinfo)`` for an Outlook (Windows) or IANA zone name."""
     if not name:

@@ -29,6 +29,11 @@ Provider facts this copies (PROVIDERS.md §4):
   ``ErrorAccessDenied`` [?: unverified against live Graph, chosen so a connector that asks for
   bodies fails loudly]. ``internetMessageHeaders`` is not in the exclusion list, so it is served
   under Mail.ReadBasic [?: PROVIDERS.md §4 marks this unverified].
+- Sparse updates (switch ``state.config["graph_sparse_delta_updates"]``, off by default):
+  "Updated instances are represented by their id with at least the properties that have been
+  updated" (https://learn.microsoft.com/graph/delta-query-overview). With the switch an
+  incremental round sends a message received before the round's token (so: changed, moved in,
+  not new) as ``{@odata.type, @odata.etag, id, isRead}``; new mail comes in full.
 - ``Prefer: IdType="ImmutableId"``: ids stay the same when a message moves; without it the
   (REST) id encodes the folder, so moving a message changes its id
   (https://learn.microsoft.com/graph/outlook-immutable-id).
@@ -47,7 +52,7 @@ from typing import Any
 from flask import Response, request
 
 from sandbox.errors import GraphError
-from sandbox.microsoft.common import b64url, b64url_decode, iso_z
+from sandbox.microsoft.common import b64url, b64url_decode, iso_z, now_ms
 from sandbox.microsoft.graphbase import (
     GRAPH,
     MAIL_READ,
@@ -638,6 +643,7 @@ def message_delta(folder_ref: str) -> Response:
         folder = resolve_folder(caller.email, folder_ref)
         skip = request.args.get("$skiptoken") or request.args.get("$skipToken")
         delta = request.args.get("$deltatoken") or request.args.get("$deltaToken")
+        # "t": when this round started; "p": when the previous one did (sparse updates).
         if skip:
             tok = decode_token(skip, "$skiptoken", ("s", "h", "q"))
         elif delta:
@@ -647,6 +653,8 @@ def message_delta(folder_ref: str) -> Response:
                 "s": tok["s"],
                 "q": tok["q"],
                 "h": state.store.current_seq(caller.email),
+                "t": now_ms(),
+                "p": tok.get("t"),
             }
         else:
             query = {
@@ -654,7 +662,7 @@ def message_delta(folder_ref: str) -> Response:
                 for k in ("$select", "changeType", "$filter", "$top", "$orderby")
                 if k in request.args
             }
-            tok = {"s": 0, "q": query, "h": state.store.current_seq(caller.email)}
+            tok = {"s": 0, "q": query, "h": state.store.current_seq(caller.email), "t": now_ms()}
         if tok.get("f", folder["key"]) != folder["key"]:
             raise GraphError(400, "ErrorInvalidUrlQuery", "The delta token is for another folder.")
         query = tok["q"]
@@ -673,6 +681,9 @@ def message_delta(folder_ref: str) -> Response:
             )
         except StaleCursorError:
             raise resync_error(initial_url, int(tok["s"]), highest) from None
+        sparse_before = (
+            tok.get("p") if tok["s"] and state.config.get("graph_sparse_delta_updates") else None
+        )
         items = []
         for row in rows:
             if tok["s"] and row["changed_seq"] <= tok["s"]:
@@ -693,15 +704,26 @@ def message_delta(folder_ref: str) -> Response:
             if received_after and not received_after(row["internal_ms"]):
                 continue
             item = message_resource(caller.email, row, full_body=full, folder_key=folder["key"])
+            if sparse_before is not None and row["internal_ms"] < sparse_before:
+                items.append({k: item[k] for k in ("@odata.type", "@odata.etag", "id", "isRead")})
+                continue
             items.append(shape_message(item, select))
         body: dict[str, Any] = {"@odata.context": context_url("Collection(message)")}
         if cursor:
             nxt = encode_token(
-                {"f": folder["key"], "s": tok["s"], "h": tok["h"], "q": query, "a": cursor}
+                {
+                    "f": folder["key"],
+                    "s": tok["s"],
+                    "h": tok["h"],
+                    "q": query,
+                    "a": cursor,
+                    "t": tok.get("t"),
+                    "p": tok.get("p"),
+                }
             )
             body["@odata.nextLink"] = self_link({"$skiptoken": nxt})
         else:
-            dtok = encode_token({"f": folder["key"], "s": tok["h"], "q": query})
+            dtok = encode_token({"f": folder["key"], "s": tok["h"], "q": query, "t": tok.get("t")})
             body["@odata.deltaLink"] = self_link({"$deltatoken": dtok})
         body["value"] = items
         return apply_preferences(json_response(body), applied)

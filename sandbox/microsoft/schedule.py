@@ -37,7 +37,6 @@ from sandbox.microsoft.common import is_personal
 from sandbox.microsoft.graphbase import (
     CAL_READ_BASIC,
     GRAPH,
-    WINDOWS_TZ,
     apply_preferences,
     bp,
     context_url,
@@ -45,24 +44,13 @@ from sandbox.microsoft.graphbase import (
     graph_datetime,
     json_response,
     parse_graph_datetime,
+    windows_name,
 )
 from sandbox.state import get_state
 
 # -- getSchedule -------------------------------------------------------------------------------
 
 _STATUS_DIGIT = {"free": "0", "tentative": "1", "busy": "2", "oof": "3", "workingElsewhere": "4"}
-_ACRONYMS = {"aus", "fle", "gmt", "us", "utc"}
-
-
-def _windows_title(lowered: str) -> str:
-    """'w. europe standard time' -> 'W. Europe Standard Time' (WINDOWS_TZ keys are lower-case)."""
-    return " ".join(w.upper() if w in _ACRONYMS else w.capitalize() for w in lowered.split())
-
-
-# IANA -> the Windows name Outlook reports (the first Windows name listed for a zone wins).
-_WINDOWS_NAME: dict[str, str] = {}
-for _lowered, _iana in WINDOWS_TZ.items():
-    _WINDOWS_NAME.setdefault(_iana, _windows_title(_lowered))
 
 
 @bp.post(f"{GRAPH}/me/calendar/getSchedule")
@@ -94,7 +82,7 @@ def get_schedule() -> Response:
         end = parse_graph_datetime(
             payload["endTime"]["dateTime"], payload["endTime"].get("timeZone")
         )
-        tz_name, tz, applied = view_timezone()
+        tz_name, tz, applied = view_timezone(caller)
         out = [_schedule(str(s), start, end, interval, tz_name, tz) for s in schedules]
         body = {
             "@odata.context": context_url("Collection(microsoft.graph.scheduleInformation)"),
@@ -183,7 +171,7 @@ def _schedule(
             "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
             "startTime": "08:00:00.0000000",
             "endTime": "17:00:00.0000000",
-            "timeZone": {"name": _WINDOWS_NAME.get(default_tz, default_tz)},
+            "timeZone": {"name": windows_name(default_tz) or default_tz},
         },
     }
 
@@ -232,7 +220,7 @@ def calendar_view(calendar_id: str | None = None) -> Response:
             parse_graph_datetime(start_raw, "UTC").astimezone(dt.UTC),
             parse_graph_datetime(end_raw, "UTC").astimezone(dt.UTC),
         )
-        tz_name, tz, applied = view_timezone()
+        tz_name, tz, applied = view_timezone(caller)
         slack = dt.timedelta(days=1)  # all-day rows are placed in the mailbox's zone
         rows = store.list_events_in_window(
             caller.email,

@@ -27,7 +27,7 @@ from connectors.google.oauth import SCOPES as GOOGLE_SCOPES
 from connectors.microsoft.calendar_write import MicrosoftCalendarWriter
 from connectors.microsoft.config import MicrosoftConfig
 from connectors.registry import calendar_writer
-from core.errors import ProviderUnavailable, RateLimited
+from core.errors import ProviderRejected, ProviderUnavailable, RateLimited
 from core.models import Provider
 from core.ports import CalendarWriter, EventSpec, Interval
 from tests.functional.conftest import sandbox_settings
@@ -365,6 +365,43 @@ def test_a_key_whose_event_was_changed_or_deleted_still_makes_one_event(
     assert writer.put_event(calendar_id, event, event_id=None) == event_id
     events = harness.live_events(calendar_id)
     assert [(e["id"], e["start"]) for e in events] == [(event_id, T0)]
+
+
+def test_graph_answering_409_to_a_repeated_transaction_id_still_makes_one_event(
+    sandbox: Any, make_mailbox: Callable[..., str], https_session: requests.Session
+) -> None:
+    """The event doc promises no status for a repeated transactionId: a 409 (to a retry of the
+    same create, or to one whose event was changed since) still settles on the one event."""
+    from sandbox.errors import GraphError
+
+    harness = MicrosoftHarness(
+        sandbox,
+        make_mailbox("microsoft", messages=5),
+        service="graph",
+        create_method="events.create",
+        session=https_session,
+    )
+    writer = harness.writer()
+    calendar_id = writer.ensure_calendar(known_id=None, name=NAME).calendar_id
+    event = spec(T0)
+    event_id = writer.put_event(calendar_id, event, event_id=None)
+    sandbox.state.config["graph_duplicate_transaction_status"] = 409
+    assert writer.put_event(calendar_id, event, event_id=None) == event_id  # a lost answer
+    harness.move_event(event_id, T0 + dt.timedelta(hours=5))
+    assert writer.put_event(calendar_id, event, event_id=None) == event_id
+    assert [(e["id"], e["start"]) for e in harness.live_events(calendar_id)] == [(event_id, T0)]
+
+    # A refusal of a key that made no event is the request's own fault: it stands.
+    sandbox.state.controls.fail_next(
+        GraphError(400, "ErrorInvalidRequest", "Invalid request."),
+        service="graph",
+        mailbox=harness.email,
+        method="events.create",
+    )
+    with pytest.raises(ProviderRejected) as raised:
+        writer.put_event(calendar_id, spec(T0 + dt.timedelta(days=1)), event_id=None)
+    assert raised.value.status == 400
+    assert len(harness.live_events(calendar_id)) == 1
 
 
 def test_an_update_of_an_event_gone_for_good_creates_it(harness: Harness) -> None:

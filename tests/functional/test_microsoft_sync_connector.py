@@ -749,3 +749,296 @@ def test_sparse_occurrences_borrow_from_their_master() -> None:
     assert occurrence.attendees[0].name is None  # Graph repeats the address as the name
     assert occurrence.start_at == dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
     assert gone == EventDeleted("C", "O2")
+
+
+def test_windows_time_zone_names_are_read_in_their_zone(sandbox: Any, calendar_box: str) -> None:
+    """Graph may answer in the mailbox's Windows zone ("W. Europe Standard Time") whatever we
+    asked for (dateTimeTimeZone allows Windows names): meeting times must still be right."""
+    sandbox.state.config["graph_ignore_timezone_preference"] = True
+    source = make_source(sandbox, calendar_box, now=lambda: T0)
+    calendar = next(s for s in source.list_streams() if s.startswith("calendar:"))
+    replica = Replica()
+    replica.sync(source, [calendar])
+
+    def utc(*args: int) -> dt.datetime:
+        return dt.datetime(*args, tzinfo=dt.UTC)
+
+    assert sorted((e.start_at, e.end_at, e.is_all_day) for e in replica.events.values()) == [
+        (utc(2026, 11, 2, 9, 0), utc(2026, 11, 2, 9, 30), False),
+        (utc(2026, 11, 4, 12, 0), utc(2026, 11, 4, 13, 0), False),
+        (utc(2026, 11, 9, 14, 0), utc(2026, 11, 9, 14, 30), False),
+        # all-day: the date as the calendar shows it, whatever zone the answer is in
+        (utc(2026, 11, 20), utc(2026, 11, 21), True),
+        (utc(2026, 11, 23, 9, 0), utc(2026, 11, 23, 9, 30), False),
+    ]
+
+
+def test_zone_names_the_connector_cannot_place_fall_back_to_utc() -> None:
+    from connectors.microsoft.calendar import parse_event_time
+
+    wall = "2019-03-15T12:00:00.0000000"
+    assert parse_event_time({"dateTime": wall, "timeZone": "Pacific Standard Time"}) == (
+        dt.datetime(2019, 3, 15, 19, 0, tzinfo=dt.UTC)  # PDT, UTC-7
+    )
+    assert parse_event_time({"dateTime": wall, "timeZone": "Europe/Paris"}) == dt.datetime(
+        2019, 3, 15, 11, 0, tzinfo=dt.UTC
+    )
+    assert parse_event_time({"dateTime": wall, "timeZone": "Customized Time Zone"}) == (
+        dt.datetime(2019, 3, 15, 12, 0, tzinfo=dt.UTC)
+    )
+    assert parse_event_time({"dateTime": wall, "timeZone": "w. europe standard time"}) == (
+        dt.datetime(2019, 3, 15, 11, 0, tzinfo=dt.UTC)
+    )
+    assert parse_event_time({"dateTime": wall, "timeZone": "Nowhere Standard Time"}) == (
+        dt.datetime(2019, 3, 15, 12, 0, tzinfo=dt.UTC)
+    )
+
+
+def test_sparse_delta_rows_are_reread_and_never_blank_what_is_stored(
+    sandbox: Any, https_session: Any, make_mailbox: Callable[..., str]
+) -> None:
+    """Delta may send an update as its id and changed fields only (delta-query-overview):
+    participants, subjects and times stay right, removals between delta and re-read are seen."""
+    mailbox = make_mailbox("microsoft", messages=60)
+    store = sandbox.state.store
+    ids = folder_ids(sandbox, https_session, mailbox)
+    source = make_source(sandbox, mailbox)
+    streams = source.list_streams()
+    replica = Replica()
+    replica.sync(source, streams)
+    assert_replica_matches_store(sandbox, mailbox, replica, ids)
+
+    sandbox.state.config["graph_sparse_delta_updates"] = True
+    rows = [
+        row
+        for folder in SYNCED_WELL_KNOWN
+        for row in store.list_messages(mailbox, folder=folder, page_size=100)[0]
+    ]
+    assert len(rows) > 22
+    for row in rows[:21]:  # more than one $batch of re-reads
+        store.set_read(mailbox, row["id"], is_read=not row["is_read"])
+    moved = next(r for r in rows[21:] if r["folder"] != "archive")
+    store.move_message(mailbox, moved["id"], folder="archive")  # arrives sparse there
+    events = {e.provider_event_id: e for e in replica.events.values() if not e.recurring_event_id}
+    event_id, before = next(iter(events.items()))
+    cal_id = before.provider_calendar_id
+    body = store.get_event(mailbox, cal_id, event_id)
+    later = {k: dict(v) for k, v in (("start", body["start"]), ("end", body["end"]))}
+    for point in later.values():
+        if "date_time" in point:
+            shifted = dt.datetime.fromisoformat(point["date_time"]) + dt.timedelta(hours=1)
+            point["date_time"] = shifted.isoformat()
+        else:
+            point["date"] = (
+                dt.date.fromisoformat(point["date"]) + dt.timedelta(days=1)
+            ).isoformat()
+    store.put_event(mailbox, cal_id, {**body, **later, "summary": "Moved"})
+
+    pacer_units = RecordingPacer()
+    fresh = make_source(sandbox, mailbox, pacer=pacer_units)
+    replica.sync(fresh, fresh.list_streams())
+    assert_replica_matches_store(sandbox, mailbox, replica, ids)
+    assert any(units > 1 for units, _ in pacer_units.acquired), "re-read in $batch"
+    after = replica.events[event_id]
+    shift = dt.timedelta(days=1) if before.is_all_day else dt.timedelta(hours=1)
+    assert (after.start_at, after.end_at) == (before.start_at + shift, before.end_at + shift)  # type: ignore[operator]
+    assert (after.organizer, after.attendees, after.self_response) == (
+        before.organizer,
+        before.attendees,
+        before.self_response,
+    )
+
+
+def test_a_sparse_row_gone_before_its_reread_is_a_removal(sandbox: Any, box: str) -> None:
+    source = make_source(sandbox, box)
+    stream = source.list_streams()[1]  # Inbox
+    folder_id = stream.removeprefix("mail:")
+    first = source.fetch_page(stream, cursor=None, backfill_cursor=None)
+    gone = first.changes[0].provider_message_id  # type: ignore[union-attr]
+    sparse = [{"id": gone, "isRead": True}, {"id": "AAMkADnot0there", "isRead": False}]
+    changes = source._message_changes(sparse, source._discover_folders()[folder_id])
+    assert [type(c).__name__ for c in changes] == ["MessageRecord", "MessageDeleted"]
+    sandbox.state.store.delete_message(box, gone)
+    changes = source._message_changes(sparse[:1], source._discover_folders()[folder_id])
+    assert changes == [MessageDeleted(gone, folder=folder_id)]
+
+
+# -- calendars without delta, refused resources, discovery ----------------------------------
+
+
+def test_calendars_without_delta_are_listed_and_their_deletions_swept(
+    browser: Any, make_mailbox: Callable[..., str], settings: Any, sandbox: Any
+) -> None:
+    """v1.0 documents calendarView delta for the default calendar only: under a Graph that
+    routes nothing else, the default calendar and another owned one both sync, and an event
+    deleted from the other one disappears on the next run (a listing + the engine's sweep)."""
+    from sqlalchemy import select
+
+    from core.models import CalendarEvent, SyncStream
+    from tests.functional.syncing import factory_for, make_all_due, sync_until_idle
+
+    sandbox.state.config["graph_documented_routes_only"] = True
+    mailbox = make_mailbox("microsoft", messages=10)
+    store = sandbox.state.store
+    calendars = store.list_calendars(mailbox)
+    default = next(c["id"] for c in calendars if c["is_primary"])
+    side = next(c["id"] for c in calendars if c["summary"] == "Side project")
+    soon = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=2)
+    for cal_id, event_id in ((default, "meet-default"), (side, "meet-side")):
+        store.put_event(mailbox, cal_id, {
+            "id": event_id, "status": "confirmed", "summary": "Planning",
+            "start": {"date_time": soon.isoformat(), "time_zone": "UTC"},
+            "end": {"date_time": (soon + dt.timedelta(hours=1)).isoformat(), "time_zone": "UTC"},
+            "organizer": {"email": "ada@example.org", "name": "Ada"},
+            "attendees": [{"email": mailbox, "name": "Me", "response": "accepted"}],
+        })  # fmt: skip
+    status, _ = browser.connect("microsoft", mailbox)
+    assert status == 302
+    [account] = browser.client.get("/api/v1/accounts").get_json()["accounts"]
+    account_id = uuid.UUID(account["id"])
+
+    def stored() -> set[tuple[str, str]]:
+        with factory_for(settings)() as session:
+            rows = session.scalars(
+                select(CalendarEvent).where(CalendarEvent.account_id == account_id)
+            ).all()
+            return {(e.provider_calendar_id, e.provider_event_id) for e in rows}
+
+    sync_until_idle(settings, account_id)
+    first = stored()
+    assert {(default, "meet-default"), (side, "meet-side")} <= first
+    with factory_for(settings)() as session:
+        cursor = session.scalars(
+            select(SyncStream.cursor).where(
+                SyncStream.account_id == account_id, SyncStream.stream == f"calendar:{side}"
+            )
+        ).one()
+    assert '"mode":"list"' in (cursor or "")
+
+    store.delete_event(mailbox, side, "meet-side")
+    sandbox.state.controls.reset_counters()
+    make_all_due(settings, account_id)
+    sync_until_idle(settings, account_id)
+    assert stored() == first - {(side, "meet-side")}
+    counters = sandbox.state.controls.counters(mailbox)
+    # Remembered in the cursor: no refused delta probe per round, only the default's deltaLink.
+    assert counters[("graph", "calendarView.delta")]["requests"] == 1
+    assert counters[("graph", "calendarView.list")]["requests"] >= 1
+
+
+def test_the_calendar_listing_follows_next_links(sandbox: Any, calendar_box: str) -> None:
+    owned = [f"AAMkADown{n:03d}" for n in range(101)]  # past one page of the listing
+    for calendar_id in owned:
+        sandbox.state.store.upsert_calendar(
+            calendar_box, id=calendar_id, summary=calendar_id, time_zone="UTC"
+        )
+    streams = make_source(sandbox, calendar_box).list_streams()
+    calendars = [s for s in streams if s.startswith("calendar:")]
+    assert calendars[0] == "calendar:AAMkADcal0"  # the default first
+    assert sorted(calendars[1:]) == [f"calendar:{c}" for c in owned]
+
+
+def test_one_refused_folder_rejects_that_stream_not_the_account(
+    browser: Any, make_mailbox: Callable[..., str], settings: Any, sandbox: Any
+) -> None:
+    """A 403 ErrorAccessDenied on one folder's delta (a resource-level denial) backs that
+    stream off; the account is not parked as needing a new sign-in."""
+    from core.models import AccountState, ConnectedAccount
+    from sandbox.errors import GraphError
+    from tests.functional.syncing import (
+        assert_same_messages,
+        factory_for,
+        run_once,
+        sandbox_messages,
+        stored_messages,
+        sync_until_idle,
+    )
+
+    mailbox = make_mailbox("microsoft", messages=30)
+    status, _ = browser.connect("microsoft", mailbox)
+    assert status == 302
+    [account] = browser.client.get("/api/v1/accounts").get_json()["accounts"]
+    account_id = uuid.UUID(account["id"])
+    denied = GraphError(
+        403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+    )
+    sandbox.state.controls.fail_next(
+        denied, service="graph", mailbox=mailbox, method="messages.delta"
+    )
+    result = run_once(settings, account_id)
+    assert "ProviderRejected" in result.errors
+    assert result.state == "active"
+    with factory_for(settings)() as session:
+        assert session.get(ConnectedAccount, account_id).state is AccountState.ACTIVE
+    sync_until_idle(settings, account_id)
+    assert_same_messages(
+        stored_messages(settings, account_id),
+        sandbox_messages(sandbox, mailbox, "microsoft"),
+        "microsoft",
+    )
+
+
+def test_403_is_reauth_only_for_account_level_requests(sandbox: Any, box: str) -> None:
+    from sandbox.errors import GraphError
+
+    source = make_source(sandbox, box)
+    stream = source.list_streams()[0]
+    controls = sandbox.state.controls
+
+    def denied() -> GraphError:
+        return GraphError(403, "ErrorAccessDenied", "Access is denied.")
+
+    controls.fail_next(denied(), service="graph", mailbox=box, method="messages.delta")
+    with pytest.raises(ProviderRejected) as raised:
+        source.fetch_page(stream, cursor=None, backfill_cursor=None)
+    assert raised.value.status == 403
+    controls.fail_next(denied(), service="graph", mailbox=box, method="calendars.list")
+    with pytest.raises(ReauthRequired):
+        make_source(sandbox, box).list_streams()
+    controls.fail_next(denied(), service="graph", mailbox=box, method="mailFolders.list")
+    with pytest.raises(ReauthRequired):
+        make_source(sandbox, box).list_streams()
+    assert isinstance(
+        graph_error(403, {"error": {"code": "ErrorAccessDenied"}}, {}, account_level=False),
+        ProviderRejected,
+    )
+
+
+def test_well_known_folders_a_mailbox_lacks_do_not_fail_discovery(sandbox: Any, box: str) -> None:
+    from sandbox.errors import GraphError
+
+    controls = sandbox.state.controls
+    # A consumer mailbox refusing a well-known name it does not have: that folder is absent.
+    controls.fail_next(
+        GraphError(400, "ErrorInvalidRequest", "The specified folder could not be found."),
+        service="graph",
+        mailbox=box,
+        method="mailFolders.get",
+    )
+    streams = make_source(sandbox, box).list_streams()
+    assert len([s for s in streams if s.startswith("mail:")]) >= 3
+    # An outage of one item still fails discovery, to be retried.
+    controls.fail_next("500", service="graph", mailbox=box, method="mailFolders.get")
+    with pytest.raises(ProviderUnavailable):
+        make_source(sandbox, box).list_streams()
+
+
+def test_links_with_or_without_the_default_port_are_the_same_origin() -> None:
+    from connectors.microsoft.graph import GraphClient
+
+    for root in ("https://graph.microsoft.com/v1.0", "https://graph.microsoft.com:443/v1.0"):
+        config = MicrosoftConfig(client_id="c", client_secret="s", graph_root=root)
+        graph = GraphClient(config, token=lambda force=False: "t", pacer=RecordingPacer())
+        for link in (
+            "https://graph.microsoft.com/v1.0/me/messages?$skiptoken=x",
+            "https://GRAPH.microsoft.com:443/v1.0/me/messages?$skiptoken=x",
+        ):
+            assert graph.url(link) == link
+        for foreign in (
+            "https://graph.microsoft.com:8443/v1.0/me",
+            "http://graph.microsoft.com/v1.0/me",
+            "https://graph.microsoft.com.evil.test/v1.0/me",
+            "https://graph.microsoft.com:99999/v1.0/me",
+        ):
+            with pytest.raises(ProviderRejected):
+                graph.url(foreign)

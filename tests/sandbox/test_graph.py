@@ -358,6 +358,95 @@ def test_calendar_view_delta(sandbox: Any, graph: Graph, box: str) -> None:
     assert graph.get(f"/me/events/{lunch['id']}").status_code == 404
 
 
+def test_documented_routes_only_refuses_delta_of_other_calendars(
+    sandbox: Any, graph: Graph, box: str
+) -> None:
+    query = "startDateTime=2026-11-01T00:00:00Z&endDateTime=2026-12-01T00:00:00Z"
+    assert graph.get(f"/me/calendars/AAMkADcal0/calendarView/delta?{query}").status_code == 200
+    sandbox.state.config["graph_documented_routes_only"] = True
+    for path in ("/me/calendars/AAMkADcal0/calendarView/delta", "/me/calendar/calendarView/delta"):
+        refused = graph.get(f"{path}?{query}")
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert (error["code"], error["message"]) == (
+            "BadRequest",
+            "Resource not found for the segment 'delta'.",
+        )
+        assert error["innerError"]["request-id"]
+    items, _, _ = graph.delta(f"/me/calendarView/delta?{query}", {})  # documented: still served
+    assert len(items) == 4
+
+
+def test_sparse_delta_updates(sandbox: Any, graph: Graph, box: str) -> None:
+    store = sandbox.state.store
+    sandbox.state.config["graph_sparse_delta_updates"] = True
+    unread = {**_message(97, "inbox", box), "labels": ["INBOX", "UNREAD"], "is_read": False}
+    store.add_messages(box, [unread])
+    select = "?$select=subject,from,receivedDateTime,isRead"
+    items, link, _ = graph.delta(f"/me/mailFolders/inbox/messages/delta{select}", IMMUTABLE)
+    assert all("subject" in i for i in items), "the initial round is full"
+    store.set_read(box, unread["id"], is_read=True)
+    new = {**_message(98, "inbox", box), "internal_ms": _ms(dt.datetime.now(dt.UTC)) + 60_000}
+    store.add_messages(box, [new])
+    changes, _, _ = graph.delta(link, IMMUTABLE)
+    by_id = {c["id"]: c for c in changes}
+    assert by_id[unread["id"]] == {
+        "@odata.type": "#microsoft.graph.message",
+        "@odata.etag": by_id[unread["id"]]["@odata.etag"],
+        "id": unread["id"],
+        "isRead": True,
+    }
+    assert by_id[new["id"]]["subject"] == "Grüße 98", "new mail comes in full"
+
+    query = "startDateTime=2026-11-01T00:00:00Z&endDateTime=2026-12-01T00:00:00Z"
+    _, cal_link, _ = graph.delta(f"/me/calendarView/delta?{query}", {})
+    lunch = store.get_event(box, "AAMkADcal0", "single1")
+    store.put_event(box, "AAMkADcal0", {**lunch, "summary": "Long lunch"})
+    store.put_event(box, "AAMkADcal0", {**lunch, "id": "single2", "created_ms": None})
+    changes, _, _ = graph.delta(cal_link, {})
+    by_id = {c["id"]: c for c in changes}
+    assert "organizer" not in by_id["single1"]
+    assert {"id", "changeKey"} <= set(by_id["single1"])
+    assert by_id["single2"]["organizer"]["emailAddress"]["address"] == box, "new event: full"
+
+
+def test_timezone_preference_can_be_ignored(sandbox: Any, graph: Graph, box: str) -> None:
+    sandbox.state.config["graph_ignore_timezone_preference"] = True
+    answer = graph.get("/me/events/single1", headers={"Prefer": 'outlook.timezone="UTC"'})
+    assert answer.json()["start"] == {
+        "dateTime": "2026-11-04T13:00:00.0000000",  # 12:00 UTC in Berlin
+        "timeZone": "W. Europe Standard Time",
+    }
+    assert "outlook.timezone" not in answer.headers.get("Preference-Applied", "")
+
+
+def test_duplicate_transaction_status_switch(sandbox: Any, graph: Graph, box: str) -> None:
+    sandbox.state.config["graph_duplicate_transaction_status"] = 409
+    event = {
+        "subject": "Follow up with Ada",
+        "start": {"dateTime": "2026-11-20T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-11-20T09:15:00", "timeZone": "UTC"},
+        "transactionId": "wl-409",
+    }
+    assert graph.send("POST", "/me/events", json=event).status_code == 201
+    again = graph.send("POST", "/me/events", json=event)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "ErrorDuplicateTransactionId"
+
+
+def test_calendars_listing_pages(sandbox: Any, graph: Graph, box: str) -> None:
+    for n in range(11):
+        sandbox.state.store.upsert_calendar(
+            box, id=f"AAMkADextra{n:02d}", summary=f"Extra {n}", time_zone="UTC"
+        )
+    first = graph.get("/me/calendars", params={"$select": "id,name"}).json()
+    assert len(first["value"]) == 10  # Outlook's default page
+    assert set(first["value"][0]) == {"id", "name"}
+    rest = graph.get(first["@odata.nextLink"]).json()
+    assert "@odata.nextLink" not in rest
+    assert len(first["value"]) + len(rest["value"]) == 12  # the primary calendar and 11 more
+
+
 def test_calendars_and_events_with_transaction_id(sandbox: Any, graph: Graph, box: str) -> None:
     made = graph.send("POST", "/me/calendars", json={"name": "Warmline follow-ups"})
     assert made.status_code == 201
