@@ -108,7 +108,8 @@ class SyncSource(Protocol):
 
     Streams name independent cursors: Gmail uses "mail" (one history for the mailbox) and
     "calendar:<calendarId>" per calendar; Graph uses "mail:<folderId>" per mail folder and
-    "calendar" (calendarView delta). Every call may raise the core.errors taxonomy.
+    "calendar:<calendarId>" per owned calendar (calendarView delta, or a full listing each round
+    where a calendar has no delta). Every call may raise the core.errors taxonomy.
     """
 
     def list_streams(self) -> list[str]:
