@@ -141,3 +141,22 @@ def test_the_arrival_margin_keeps_late_arriving_requests_inside_the_limit(
     for i, t in enumerate(admitted):
         late_window_end = t + dt.timedelta(seconds=60 + 3)
         assert sum(1 for u in admitted[i:] if u < late_window_end) * 1000 <= 6000
+
+
+def test_a_short_window_keeps_most_of_its_rate(migrated_settings: Settings) -> None:
+    """Gmail's legacy 250 units/s: a 3 s margin must not cut it to a quarter (62 units/s)."""
+    factory, account_id = _account(migrated_settings)
+    clock = Clock()
+    pacer = DbPacer(
+        factory,
+        account_id=account_id,
+        limits={"gmail": QuotaLimit(250, 1.0)},
+        window_margin_s=3.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    start = clock.now
+    for _ in range(40):  # 40 batches of 50 messages.get at 5 units
+        pacer.acquire(250, bucket="gmail")
+    elapsed = (clock.now - start).total_seconds()
+    assert 39 * 1.0 <= elapsed <= 39 * 1.2 + 0.01  # the window plus at most a fifth of it
