@@ -14,6 +14,8 @@ import contextlib
 import encodings.idna
 import unicodedata
 
+MAX_ADDRESS_LENGTH = 254
+
 
 def canonical_address(raw: str | None) -> str | None:
     """Return the canonical form of one addr-spec, or None if it is not an address."""
@@ -31,7 +33,11 @@ def canonical_address(raw: str | None) -> str | None:
         return None  # a quoted local part ("Ann Smith"@x.org) may hold spaces; nothing else
     if "." not in domain:
         return None  # no dotless hostnames in mail between people
-    return f"{local.lower()}@{_domain_ulabel(domain)}"
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        return None  # a control character (NUL, ...) is damage, not an address
+    address = f"{local.lower()}@{_domain_ulabel(domain)}"
+    # RFC 5321 §4.5.3.1.3: a path holds at most 256 octets, so an address at most 254.
+    return address if len(address) <= MAX_ADDRESS_LENGTH else None
 
 
 def _domain_ulabel(domain: str) -> str:

@@ -132,18 +132,18 @@ def _upsert_message(
         session.add(message)
         existing[record.provider_message_id] = message
     message.provider_thread_id = record.provider_thread_id
-    message.internet_message_id = _clip(record.internet_message_id, 998)
-    message.in_reply_to = _clip(record.in_reply_to, 998)
-    message.references = record.references
-    message.subject = record.subject
+    message.internet_message_id = _text(record.internet_message_id, 998)
+    message.in_reply_to = _text(record.in_reply_to, 998)
+    message.references = _text(record.references)
+    message.subject = _text(record.subject)
     message.received_at = record.received_at
     message.sent_at = record.sent_at
     message.labels = sorted(set(record.labels))
-    message.folder = record.folder
-    message.list_id = _clip(record.list_id, 998)
+    message.folder = _text(record.folder, 256)
+    message.list_id = _text(record.list_id, 998)
     message.has_list_unsubscribe = record.has_list_unsubscribe
-    message.precedence = _clip(record.precedence, 64)
-    message.auto_submitted = _clip(record.auto_submitted, 64)
+    message.precedence = _text(record.precedence, 64)
+    message.auto_submitted = _text(record.auto_submitted, 64)
     message.recipient_count = len(record.to) + len(record.cc) + len(record.bcc)
     message.sync_generation = generation
     _set_flags(message, record)
@@ -184,7 +184,7 @@ def _participants(record: MessageRecord) -> list[MessageParticipant]:
                     role=role,
                     position=position,
                     address=address,
-                    display_name=_clip(item.name, 512),
+                    display_name=_text(item.name, 512),
                 )
             )
     return rows
@@ -280,7 +280,7 @@ def _upsert_event(
         )
         session.add(event)
         existing[key] = event
-    event.ical_uid = record.ical_uid
+    event.ical_uid = _text(record.ical_uid, 1024)
     event.recurring_event_id = record.recurring_event_id
     event.is_cancelled = record.is_cancelled
     event.is_all_day = record.is_all_day
@@ -290,7 +290,7 @@ def _upsert_event(
     event.organizer_address = (
         canonical_address(record.organizer.address) if record.organizer else None
     )
-    event.self_response = _clip(record.self_response, 32)
+    event.self_response = _text(record.self_response, 32)
     event.sync_generation = generation
     attendees: dict[str, EventAttendee] = {}
     for item in record.attendees:
@@ -299,8 +299,8 @@ def _upsert_event(
             continue  # one row per person, even if a provider lists them twice
         attendees[address] = EventAttendee(
             address=address,
-            display_name=_clip(item.name, 512),
-            response_status=_clip(item.response, 32),
+            display_name=_text(item.name, 512),
+            response_status=_text(item.response, 32),
             is_organizer=item.is_organizer,
             is_self=item.is_self,
             is_optional=item.is_optional,
@@ -384,5 +384,10 @@ def _merge(
                     setattr(row, name, getattr(new, name))
 
 
-def _clip(value: str | None, limit: int) -> str | None:
-    return value[:limit] if value is not None else None
+def _text(value: str | None, limit: int | None = None) -> str | None:
+    """Provider text as stored: without NUL (PostgreSQL text cannot hold it; a decoded header
+    can, e.g. `=?utf-8?q?a=00b?=`) and within its column's length."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "")
+    return value[:limit] if limit is not None else value

@@ -138,7 +138,15 @@ class DbPacer:
         return min(self.window_margin_s, limit.window_s * MAX_MARGIN_FRACTION)
 
     def _lock_account(self, session: Session) -> None:
-        # Writing first takes the lock; a sync waiting for quota also keeps its lease alive.
+        # Serialise reservers per account: a row lock where the database has them (an UPDATE
+        # that matches no row, e.g. after a lost lease, locks nothing there), and the write
+        # below, which takes SQLite's database lock. A sync waiting for quota also keeps its
+        # lease alive.
+        session.execute(
+            select(ConnectedAccount.id)
+            .where(ConnectedAccount.id == self.account_id)
+            .with_for_update()
+        )
         query = update(ConnectedAccount).where(ConnectedAccount.id == self.account_id)
         if self.lease_owner is None:
             session.execute(query.values(sync_lease_owner=ConnectedAccount.sync_lease_owner))

@@ -51,6 +51,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import unicodedata
 import uuid
 import zoneinfo
 from collections.abc import Sequence
@@ -235,6 +236,8 @@ def _search_text(q: str | None) -> str | None:
     text = " ".join(q.split()).lower()
     if len(text) > MAX_QUERY_CHARS:
         raise InvalidRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise InvalidRequest("q must not contain control characters")
     return text or None
 
 

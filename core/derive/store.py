@@ -561,7 +561,8 @@ def _mail_query(
     # The user's addresses in From / in To or Cc of the message, as outer joins (one index seek
     # each). A message with several such rows repeats its participant rows: harmless, every
     # column below is grouped by or aggregated with min / max.
-    own_variants = own_variants or ["\x00"]
+    # "" is never a canonical address (a NUL sentinel is not storable text in PostgreSQL).
+    own_variants = own_variants or [""]
     own_from = aliased(MessageParticipant, name="own_from")
     own_to = aliased(MessageParticipant, name="own_to")
     outbound = or_(Message.is_sent.is_(True), own_from.id.is_not(None))

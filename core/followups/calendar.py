@@ -95,10 +95,14 @@ def scheduled(rows: Iterable[Followup], prefs: Preferences) -> set[int]:
     if prefs.auto_schedule:
         candidates = sorted(
             (r for r in rows if r.status is FollowupStatus.OPEN),
-            key=lambda r: (r.event_id is None, PRIORITY.index(r.kind), r.due_at, r.id),
+            key=lambda r: (r.event_id is None, *_urgency(r)),
         )
         chosen |= {r.id for r in candidates[:AUTO_LIMIT]}
     return chosen
+
+
+def _urgency(row: Followup) -> tuple[int, dt.datetime, int]:
+    return PRIORITY.index(row.kind), row.due_at, row.id
 
 
 def calendar_account(session: Session, user: User, prefs: Preferences) -> ConnectedAccount | None:
@@ -160,7 +164,9 @@ def sync_user_calendar(
             if r.event_key is not None
             and (r.id not in wanted or account is None or r.event_account_id != account.id)
         ]
-        to_write = [r.id for r in rows if r.id in wanted]
+        # The most pressing first: each takes the earliest free slot left (rows come back in no
+        # promised order on PostgreSQL).
+        to_write = [r.id for r in sorted(rows, key=_urgency) if r.id in wanted]
         account_id = account.id if account else None
     run.pending = len(to_write)
     try:

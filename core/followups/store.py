@@ -193,7 +193,11 @@ def _combine(
     horizon: dt.datetime,
     now: dt.datetime,
 ) -> PersonFacts:
-    main = max(contacts, key=lambda c: (c.strength or -1, c.inbound_count + c.outbound_count))
+    # Ties go to the first address in order, not to whichever row the database returned first.
+    main = max(
+        sorted(contacts, key=lambda c: c.address),
+        key=lambda c: (c.strength or -1, c.inbound_count + c.outbound_count),
+    )
     addresses = [c.address for c in contacts]
     li = _latest(c.last_inbound_at for c in contacts)
     lo = _latest(c.last_outbound_at for c in contacts)

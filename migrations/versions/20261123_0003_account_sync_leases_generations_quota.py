@@ -84,7 +84,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("sync_streams", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("lease_expires_at", sa.DATETIME(), nullable=True))
+        batch_op.add_column(
+            sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True)
+        )
         batch_op.add_column(sa.Column("lease_owner", sa.VARCHAR(length=128), nullable=True))
         batch_op.drop_column("generation")
 

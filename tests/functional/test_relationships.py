@@ -466,6 +466,7 @@ def test_q_is_a_case_insensitive_prefix_of_an_address_a_name_or_a_word_of_it(
         ({"limit": 0}, "limit"),
         ({"limit": 201}, "limit"),
         ({"cursor": "not a cursor"}, "cursor"),
+        ({"q": "ada\x00"}, "control characters"),
         ({"cursor": base64.urlsafe_b64encode(b'{"s": 5}').decode()}, "cursor"),
         ({"cursor": base64.urlsafe_b64encode(b'{"s": "5", "i": 1}').decode()}, "cursor"),
         ({"cursor": base64.urlsafe_b64encode(b'{"s": 500, "i": 1}').decode()}, "cursor"),

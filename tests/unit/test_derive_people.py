@@ -149,3 +149,21 @@ def test_message_rules_never_crash(traits: MessageTraits) -> None:
     people.counts_as_inbound(traits)
     people.is_machine_message(traits)
     people.says_about_sender(traits)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "a\x00b@x.io",  # a decoded header can carry NUL: not storable text in PostgreSQL
+        "ann@exam\x07ple.com",
+        "a" * 64 + "@" + "b" * 186 + ".com",  # 255 characters: longer than any SMTP path allows
+    ],
+)
+def test_damaged_or_impossible_addresses_are_not_addresses(raw: str) -> None:
+    assert canonical_address(raw) is None
+
+
+def test_the_longest_legal_address_is_kept() -> None:
+    address = "a" * 64 + "@" + "b" * 185 + ".com"
+    assert len(address) == 254
+    assert canonical_address(address) == address

@@ -206,6 +206,21 @@ def test_touched_addresses_sees_what_a_delete_removes(session: Session) -> None:
     assert "ivy@corp.io" not in contacts(session, user_id)
 
 
+def test_text_with_nul_is_stored_without_it(session: Session) -> None:
+    # `=?utf-8?q?Q3=00plan?=` decodes to a NUL, which PostgreSQL text cannot hold: the page
+    # must still be stored, not fail on every retry.
+    from core.models import Message
+
+    _, (account, _) = make_user(session, ME, "me@gmail.com")
+    record = msg("1", 1, "ivy@corp.io", subject="Q3\x00plan", name="Ivy\x00 Lee")
+    apply_changes(session, account_id=account, changes=[record], generation=1)
+    stored = session.scalars(select(Message)).one()
+    assert stored.subject == "Q3plan"
+    assert [p.display_name for p in stored.participants if p.address == "ivy@corp.io"] == [
+        "Ivy Lee"
+    ]
+
+
 def test_a_meeting_with_hidden_guests_is_a_group_meeting(session: Session) -> None:
     user_id, (account, _) = make_user(session, ME, "me@gmail.com")
     me = Attendee(ME, response="accepted", is_self=True)
