@@ -45,7 +45,7 @@ own 403 is ProviderRejected, which the engine backs off for that stream alone.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -174,35 +174,48 @@ class MicrosoftSyncSource:
 
     def _message_changes(self, items: list[Json], folder: mail.SyncFolder) -> list[Change]:
         """Map a page of message delta rows in order, re-reading the sparse ones first."""
-        sparse = {
-            str(i["id"]): f"me/messages/{_path_id(str(i['id']))}?$select={MESSAGE_SELECT}"
-            for i in items
-            if mail.needs_reread(i)
-        }
-        fresh = reread(self.graph, sparse)
         changes: list[Change] = []
-        for item in items:
-            message_id = str(item["id"])
-            if message_id in sparse:
-                if message_id not in fresh:
-                    continue  # refused on its own: keep what is stored
-                current = fresh[message_id]
-                if current is None:
-                    changes.append(MessageDeleted(provider_message_id=message_id, folder=folder.id))
-                    continue
-                if current.get("parentFolderId") not in (None, folder.id):
-                    # It left this folder since: the @removed here and the row in its new
-                    # folder's stream say so; mapping it here would misplace it.
-                    continue
-                if not _has_time(current):
-                    continue  # not a message we can date; nothing to store
-                item = current
+
+        def path_of(message_id: str) -> str:
+            return f"me/messages/{_path_id(message_id)}?$select={MESSAGE_SELECT}"
+
+        for message_id, item, reread_ in self._resolved(items, mail.needs_reread, path_of):
+            if item is None:
+                changes.append(MessageDeleted(provider_message_id=message_id, folder=folder.id))
+                continue
+            if reread_ and item.get("parentFolderId") not in (None, folder.id):
+                # It left this folder since: the @removed here and the row in its new folder's
+                # stream say so; mapping it here would misplace it.
+                continue
+            if reread_ and not _has_time(item):
+                continue  # not a message we can date; nothing to store
             changes.append(
                 mail.map_delta_item(
                     item, folder_id=folder.id, is_sent=folder.is_sent, is_inbox=folder.is_inbox
                 )
             )
         return changes
+
+    def _resolved(
+        self,
+        items: list[Json],
+        needs_reread: Callable[[Json], bool],
+        path_of: Callable[[str], str],
+        prefer: Iterable[str] = (),
+    ) -> list[tuple[str, Json | None, bool]]:
+        """(id, row, re-read?) per delta row in order; a sparse row is replaced by its re-read,
+        or by None when it is gone (404); one refused on its own is left out (keep what is
+        stored)."""
+        sparse = {str(i["id"]): path_of(str(i["id"])) for i in items if needs_reread(i)}
+        fresh = reread(self.graph, sparse, prefer=prefer)
+        out: list[tuple[str, Json | None, bool]] = []
+        for item in items:
+            item_id = str(item["id"])
+            if item_id not in sparse:
+                out.append((item_id, item, False))
+            elif item_id in fresh:
+                out.append((item_id, fresh[item_id], True))
+        return out
 
     def _discover_folders(self) -> dict[str, mail.SyncFolder]:
         """Resolve well-known folder ids, walk the folder tree, pick the synced folders."""
@@ -376,25 +389,15 @@ class MicrosoftSyncSource:
 
     def _event_changes(self, calendar_id: str, items: list[Json]) -> list[Change]:
         """Map a page of calendarView rows in order, re-reading the sparse ones first."""
-        sparse = {
-            str(i["id"]): f"me/events/{_path_id(str(i['id']))}?$select={EVENT_SELECT}"
-            for i in items
-            if cal.needs_reread(i)
-        }
-        fresh = reread(self.graph, sparse, prefer=[UTC_VIEW])
-        resolved: list[Json] = []
-        for item in items:
-            event_id = str(item["id"])
-            if event_id in sparse:
-                if event_id not in fresh:
-                    continue  # refused on its own: keep what is stored
-                current = fresh[event_id]
-                item = (
-                    {"id": event_id, "@removed": {"reason": "deleted"}}
-                    if current is None
-                    else current
-                )
-            resolved.append(item)
+        resolved = [
+            {"id": event_id, "@removed": {"reason": "deleted"}} if item is None else item
+            for event_id, item, _ in self._resolved(
+                items,
+                cal.needs_reread,
+                lambda i: f"me/events/{_path_id(i)}?$select={EVENT_SELECT}",
+                prefer=[UTC_VIEW],
+            )
+        ]
         return cal.map_delta_items(
             resolved,
             calendar_id=calendar_id,
