@@ -71,6 +71,8 @@ EVENT_FIELDS = ("type", "start", "end", *MASTER_FIELDS)
 OCCURRENCE_FIELDS = ("type", "start", "end", "seriesMasterId")
 # `$select` of an event re-read by id, and of a calendarView listing.
 EVENT_SELECT = ("id", "seriesMasterId", *EVENT_FIELDS)
+# Event times in UTC, asked of every calendar read (module docstring, "Times").
+UTC_VIEW = 'outlook.timezone="UTC"'
 UTC_NAMES = frozenset({"utc", "etc/utc", "coordinated universal time"})
 _WINDOWS_LOWER = {name.lower(): iana for name, iana in WINDOWS_TO_OLSON.items()}
 IANA_TO_WINDOWS = {iana: windows for windows, iana in WINDOWS_TO_OLSON.items()}

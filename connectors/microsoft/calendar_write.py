@@ -64,7 +64,6 @@ from core.ports import EventSpec, FollowupCalendar, Interval, Pacer, TokenSource
 
 BUSY_STATUSES = frozenset({"busy", "oof", "tentative"})
 SCHEDULE_INTERVAL_MIN = 15
-UTC_VIEW = 'outlook.timezone="UTC"'
 PAGE_SIZE = 100
 # The schedule asked for only to learn the user's working-hours zone.
 ZONE_PROBE = dt.timedelta(hours=1)
@@ -268,7 +267,7 @@ class MicrosoftCalendarWriter:
                 "endTime": graph_time(end, "UTC"),
                 "availabilityViewInterval": SCHEDULE_INTERVAL_MIN,
             },
-            prefer=[UTC_VIEW],
+            prefer=[cal.UTC_VIEW],
             accept=_schedule_unsupported,
         )
         if status >= 300:
@@ -296,7 +295,9 @@ class MicrosoftCalendarWriter:
             },
         )
         while link:
-            status, body = self.graph.call("GET", link, prefer=[UTC_VIEW], accept=_missing_calendar)
+            status, body = self.graph.call(
+                "GET", link, prefer=[cal.UTC_VIEW], accept=_missing_calendar
+            )
             if status >= 300:
                 return spans  # the calendar was deleted: nothing of it is busy
             for item in body.get("value") or ():

@@ -285,10 +285,13 @@ def needs_reread(item: Mapping[str, Any]) -> bool:
     """Return True for a delta row too sparse to map: re-read it by id (module docstring)."""
     if "@removed" in item:
         return False
-    if any(key not in item for key in MESSAGE_FIELDS):
-        return True
+    return any(key not in item for key in MESSAGE_FIELDS) or not has_time(item)
+
+
+def has_time(item: Mapping[str, Any]) -> bool:
+    """Whether a message row carries a time it can be dated by (received, else sent)."""
     times = (item.get("receivedDateTime"), item.get("sentDateTime"))
-    return all(parse_graph_time(t) is None for t in times)
+    return any(parse_graph_time(t) is not None for t in times)
 
 
 def map_delta_item(

@@ -69,7 +69,6 @@ MAIL_PREFIX = "mail:"
 FOLDER_PAGE_SIZE = 100  # mailFolders listing `$top`; the default is 10
 CALENDAR_PAGE_SIZE = 100  # calendars listing `$top`; more calendars come through nextLink
 EVENT_LIST_PAGE_SIZE = 500  # calendarView listing `$top` (a calendar without delta)
-UTC_VIEW = 'outlook.timezone="UTC"'
 ME_SELECT = "id,mail,userPrincipalName,proxyAddresses"
 ME_FALLBACK_SELECT = "id,mail,userPrincipalName"
 MASTER_SELECT = ",".join(cal.MASTER_FIELDS)
@@ -187,7 +186,7 @@ class MicrosoftSyncSource:
                 # It left this folder since: the @removed here and the row in its new folder's
                 # stream say so; mapping it here would misplace it.
                 continue
-            if reread_ and not _has_time(item):
+            if reread_ and not mail.has_time(item):
                 continue  # not a message we can date; nothing to store
             changes.append(
                 mail.map_delta_item(
@@ -374,7 +373,7 @@ class MicrosoftSyncSource:
             }
             link = self.graph.url(f"me/calendars/{_path_id(calendar_id)}/calendarView", params)
             state = CalendarCursor(link, start, end, mode=state.mode)
-        body = self.graph.get(str(state.link), prefer=[UTC_VIEW], account_level=False)
+        body = self.graph.get(str(state.link), prefer=[cal.UTC_VIEW], account_level=False)
         changes = self._event_changes(calendar_id, _rows(body))
         raw_next = body.get("@odata.nextLink")
         next_link = self.graph.url(str(raw_next)) if raw_next else None  # same origin only
@@ -395,7 +394,7 @@ class MicrosoftSyncSource:
                 items,
                 cal.needs_reread,
                 lambda i: f"me/events/{_path_id(i)}?$select={EVENT_SELECT}",
-                prefer=[UTC_VIEW],
+                prefer=[cal.UTC_VIEW],
             )
         ]
         return cal.map_delta_items(
@@ -406,7 +405,7 @@ class MicrosoftSyncSource:
         )
 
     def _delta_prefer(self) -> list[str]:
-        return [f"odata.maxpagesize={cal.EVENT_DELTA_PAGE_SIZE}", UTC_VIEW]
+        return [f"odata.maxpagesize={cal.EVENT_DELTA_PAGE_SIZE}", cal.UTC_VIEW]
 
     def _check_window(self, state: CalendarCursor) -> None:
         if state.window_end is None:
@@ -460,8 +459,3 @@ class MicrosoftSyncSource:
 def _rows(body: Mapping[str, Any]) -> list[Json]:
     """The page's items that are objects with an id (anything else is no change we can use)."""
     return [i for i in body.get("value") or [] if isinstance(i, dict) and i.get("id")]
-
-
-def _has_time(item: Mapping[str, Any]) -> bool:
-    times = (item.get("receivedDateTime"), item.get("sentDateTime"))
-    return any(mail.parse_graph_time(t) is not None for t in times)
