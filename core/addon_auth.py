@@ -30,8 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import ConnectedAccount, Message, MessageParticipant, ParticipantRole, Provider
+from core.settings import GOOGLE_ID_TOKEN_ISSUERS
 
-GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 CLOCK_SKEW_S = 60
 
 
@@ -47,7 +47,7 @@ def verify_google_id_token(
     *,
     certs: Mapping[str, str],
     audience: str,
-    issuers: Sequence[str] = GOOGLE_ISSUERS,
+    issuers: Sequence[str] = GOOGLE_ID_TOKEN_ISSUERS,
 ) -> dict[str, Any]:
     """Return the claims of a Google-signed ID token for `audience`; raise AddonAuthError.
 

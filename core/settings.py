@@ -17,6 +17,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The `iss` values a Google ID token may carry: Google documents both spellings
+# (https://developers.google.com/identity/openid-connect/reference, `issuer`).
+GOOGLE_ID_TOKEN_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+
 
 class Settings(BaseSettings):
     """Configuration for every Warmline process (web, worker, beat, CLI)."""
@@ -102,7 +106,7 @@ class Settings(BaseSettings):
         "batchPath (`https://gmail.googleapis.com/batch`).",
     )
     google_id_token_issuers: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("https://accounts.google.com", "accounts.google.com"),
+        default=GOOGLE_ID_TOKEN_ISSUERS,
         description="Comma-separated `iss` values accepted in Google ID tokens (sign-in and the "
         "Gmail add-on).",
     )

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors.common import http_session
+from core.settings import GOOGLE_ID_TOKEN_ISSUERS
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,7 @@ class GoogleConfig:
     revoke_uri: str = "https://oauth2.googleapis.com/revoke"
     # google-auth's verify_oauth2_token hard-codes this URL; we pass it explicitly instead.
     certs_uri: str = "https://www.googleapis.com/oauth2/v1/certs"
-    # The `iss` values an id_token may carry: Google documents both spellings
-    # (https://developers.google.com/identity/openid-connect/reference, `issuer`).
-    issuers: tuple[str, ...] = GOOGLE_ISSUERS
+    issuers: tuple[str, ...] = GOOGLE_ID_TOKEN_ISSUERS
     # Gmail's discovery rootUrl; method paths start with gmail/v1/ (PROVIDERS.md §1.5).
     gmail_root: str = "https://gmail.googleapis.com/"
     # Calendar's rootUrl; the client appends calendar/v3/ (servicePath).
